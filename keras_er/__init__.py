@@ -1,0 +1,31 @@
+"""keras_er: sparse neural networks that start sparse, for Keras 3.
+
+Pipeline: ``ratios`` (layerwise densities) -> ``masks`` (random ER masks with
+flow preservation) -> ``layers`` (ERDense, ERConv2D) -> ``sparsify`` ->
+``summary`` / ``strip`` / ``export``.
+"""
+
+from keras_er import masks, ratios
+from keras_er.densities import layer_densities
+from keras_er.export import export
+from keras_er.layers import ERConv2D, ERDense
+from keras_er.mask_io import get_masks, set_masks
+from keras_er.sparsify import sparsify
+from keras_er.strip import strip
+from keras_er.summary import summary
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ERConv2D",
+    "ERDense",
+    "export",
+    "get_masks",
+    "layer_densities",
+    "masks",
+    "ratios",
+    "set_masks",
+    "sparsify",
+    "strip",
+    "summary",
+]

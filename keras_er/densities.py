@@ -1,0 +1,147 @@
+"""`layer_densities`: the density of each maskable layer of a model."""
+
+import numpy as np
+
+from keras_er import ratios as ratios_lib
+from keras_er.model_walk import kernel_shape, select_layers
+from keras_er.ratios import check_density
+
+
+def resolve_dense_layers(dense_layers, chosen):
+    """Names of the layers kept dense; ``"first"``/``"last"`` are resolved.
+
+    Raises:
+        ValueError: For a name that is not among the chosen layers.
+    """
+    if isinstance(dense_layers, str):
+        dense_layers = (dense_layers,)
+    names = [layer.name for layer in chosen]
+    resolved = []
+    for entry in dense_layers:
+        if entry == "first":
+            entry = names[0]
+        elif entry == "last":
+            entry = names[-1]
+        if entry not in names:
+            raise ValueError(
+                f"dense_layers names {entry!r}, which is not a maskable layer "
+                f"being sparsified. Use 'first', 'last' or one of {names}."
+            )
+        resolved.append(entry)
+    return set(resolved)
+
+
+def _check_custom(densities, names):
+    """Validates a ``{name: density}`` dict against the layer names."""
+    unknown = sorted(set(densities) - set(names))
+    if unknown:
+        raise ValueError(
+            f"The ratio dict names layers {unknown} that are not maskable "
+            f"layers of the model. Maskable layers: {names}."
+        )
+    missing = [name for name in names if name not in densities]
+    if missing:
+        raise ValueError(
+            f"The ratio dict gives no density for layers {missing}. Add them, "
+            "or leave them out of sparsification with `layers=`."
+        )
+    return {
+        name: check_density(densities[name], f"density of layer {name!r}")
+        for name in names
+    }
+
+
+def layer_densities(
+    model,
+    ratio="erk",
+    density=0.1,
+    *,
+    dense_layers=(),
+    layers=None,
+    **options,
+):
+    """Computes the density of every maskable layer of ``model``.
+
+    The densities are computed, not sampled: with every named method,
+    ``sum_l p_l N_l / sum_l N_l`` equals ``density`` (within 1e-6) over the
+    maskable weights, layers in ``dense_layers`` included.
+
+    Args:
+        model: A built Keras model.
+        ratio: ``"uniform"``, ``"er"``, ``"erk"``, ``"balanced"``,
+            ``"pyramidal"`` (see `keras_er.ratios`), a dict
+            ``{layer_name: density}`` covering every selected layer (then
+            ``density`` is ignored), or a callable
+            ``fn(shapes, density, **options) -> list[float]``.
+        density: Target overall density in ``(0, 1]``.
+        dense_layers: Layer names (or ``"first"``, ``"last"``) kept at
+            density 1; the rest of the budget is spent on the other layers.
+        layers: Which layers are maskable at all (names, a regex or a
+            callable; see `keras_er.sparsify`). Others do not count.
+        **options: Passed to the ratio function (e.g. ``power`` for ERK).
+
+    Returns:
+        ``{layer_name: density}`` in forward order.
+
+    Raises:
+        ValueError: For a density outside ``(0, 1]``, an unknown ratio, a
+            bad ratio dict, a model without maskable layers, or a density
+            below what ``dense_layers`` already spend.
+
+    Example:
+
+    ```python
+    model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(300),
+                              keras.layers.Dense(100), keras.layers.Dense(10)])
+    keras_er.layer_densities(model, "pyramidal", 0.1)
+    # {'dense': 0.107, 'dense_1': 0.0115, 'dense_2': 0.00123}
+    ```
+    """
+    density = check_density(density)
+    chosen = select_layers(model, layers)
+    names = [layer.name for layer in chosen]
+    shapes = [kernel_shape(layer) for layer in chosen]
+    if isinstance(ratio, dict):
+        return _check_custom(ratio, names)
+    if isinstance(ratio, str):
+        method = ratios_lib.get(ratio)
+    elif callable(ratio):
+        method = ratio
+    else:
+        raise ValueError(
+            f"ratio must be a method name, a dict or a callable, got "
+            f"{ratio!r}. Names: {sorted(ratios_lib.METHODS)}."
+        )
+    keep_dense = resolve_dense_layers(dense_layers, chosen)
+    sizes = np.array([float(np.prod(s)) for s in shapes])
+    is_dense = np.array([name in keep_dense for name in names])
+    dense_share = sizes[is_dense].sum() / sizes.sum()
+    result = {name: 1.0 for name in names}
+    if is_dense.all():
+        if density < 1.0:
+            raise ValueError(
+                f"All sparsified layers are in dense_layers, so the density "
+                f"is 1, not {density}. Keep fewer layers dense."
+            )
+        return result
+    rest = (density * sizes.sum() - sizes[is_dense].sum()) / sizes[
+        ~is_dense
+    ].sum()
+    if rest <= 0:
+        raise ValueError(
+            f"density={density} is below what dense_layers "
+            f"{sorted(keep_dense)} already spend ({dense_share:.4g} of the "
+            "maskable weights). Raise the density above that, or keep fewer "
+            "layers dense."
+        )
+    rest_shapes = [s for s, d in zip(shapes, is_dense) if not d]
+    rest_names = [n for n, d in zip(names, is_dense) if not d]
+    values = list(method(rest_shapes, min(rest, 1.0), **options))
+    if len(values) != len(rest_shapes):
+        raise ValueError(
+            f"The ratio callable returned {len(values)} densities for "
+            f"{len(rest_shapes)} layers."
+        )
+    for name, value in zip(rest_names, values):
+        result[name] = check_density(value, f"density of layer {name!r}")
+    return result

@@ -1,0 +1,168 @@
+"""The mask mechanics shared by every ER layer (private base class).
+
+Modelled on how Keras' Dense adds LoRA: the layer keeps its trainable
+``_kernel`` variable and the ``kernel`` property returns the effective weight,
+here ``_kernel * mask``. On top of that the kernel is kept truly sparse:
+
+* entries outside the mask are zeroed whenever a mask is set;
+* the forward pass multiplies by the mask, so their gradient is zero;
+* a projection ``kernel <- kernel * mask`` is installed as the kernel
+  variable's constraint, which every Keras optimizer applies after its update.
+  Zero gradients alone do not guarantee zeros for every optimizer (Muon
+  orthogonalizes the whole update matrix, say); the projection does.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_er import masks as masks_lib
+from keras_er.ratios import check_density
+
+
+class _MaskProjection:
+    """Kernel constraint: the user's constraint, then ``* mask``.
+
+    Not serialized: the user's constraint stays in the layer config and the
+    projection is re-installed at build time.
+    """
+
+    def __init__(self, layer, user_constraint):
+        self.layer = layer
+        self.user_constraint = user_constraint
+
+    def __call__(self, kernel):
+        if self.user_constraint is not None:
+            kernel = self.user_constraint(kernel)
+        return ops.multiply(kernel, ops.cast(self.layer.mask, kernel.dtype))
+
+
+class MaskedKernelMixin:
+    """Adds a non-trainable 0/1 ``mask`` variable to a layer's ``_kernel``.
+
+    Subclasses put this mixin first in their bases, before the Keras layer,
+    call ``_init_mask_options`` from ``__init__`` and ``_build_mask`` at the
+    end of ``build``.
+    """
+
+    ER_CONFIG_KEYS = ("density", "seed", "sampling", "flow")
+
+    def _init_mask_options(self, density, seed, sampling, flow):
+        self.density = check_density(density)
+        if seed is not None and not isinstance(seed, (int, np.integer)):
+            raise ValueError(f"seed must be an int or None, got {seed!r}.")
+        self.seed = None if seed is None else int(seed)
+        self.sampling = masks_lib.check_sampling(sampling)
+        self.flow = masks_lib.check_flow(flow)
+        # `keras_er.sparsify` draws all masks up front and hands each layer
+        # its own here, so that build does not draw one only to replace it.
+        self._initial_mask = None
+        self.flow_edges_added = 0
+
+    def _draw_own_mask(self, shape):
+        if self._initial_mask is not None:
+            mask = np.asarray(self._initial_mask, dtype=np.float32)
+            if mask.shape != tuple(shape):
+                raise ValueError(
+                    f"Layer {self.name!r}: initial mask shape {mask.shape} "
+                    f"does not match kernel shape {tuple(shape)}."
+                )
+            self._initial_mask = None
+            return mask
+        rng = np.random.default_rng(self.seed)
+        mask = masks_lib.draw_mask(shape, self.density, rng, self.sampling)
+        mask, self.flow_edges_added = masks_lib.preserve_flow(
+            mask, self.density, rng, self.flow
+        )
+        return mask
+
+    def _build_mask(self):
+        shape = tuple(self._kernel.shape)
+        value = self._draw_own_mask(shape)
+        self.mask = self.add_weight(
+            name="mask",
+            shape=shape,
+            initializer=lambda shape, dtype=None: ops.cast(value, dtype),
+            trainable=False,
+        )
+        self._kernel.constraint = _MaskProjection(self, self.kernel_constraint)
+        self.apply_mask()
+
+    @property
+    def kernel(self):
+        kernel = super().kernel
+        mask = getattr(self, "mask", None)
+        if mask is None:  # Still building.
+            return kernel
+        return ops.multiply(kernel, ops.cast(mask, kernel.dtype))
+
+    def apply_mask(self):
+        """Sets the kernel entries outside the mask to exactly zero."""
+        self._kernel.assign(
+            ops.multiply(self._kernel, ops.cast(self.mask, self._kernel.dtype))
+        )
+
+    def set_mask(self, mask):
+        """Replaces the mask and zeroes the kernel outside it.
+
+        Args:
+            mask: A 0/1 array with the kernel's shape.
+
+        Raises:
+            ValueError: If the shape differs or the values are not 0/1.
+        """
+        mask = np.asarray(keras.ops.convert_to_numpy(mask))
+        expected = tuple(self.mask.shape)
+        if mask.shape != expected:
+            raise ValueError(
+                f"Layer {self.name!r}: mask shape {mask.shape} does not "
+                f"match kernel shape {expected}."
+            )
+        if not np.isin(mask, (0, 1)).all():
+            raise ValueError(
+                f"Layer {self.name!r}: a mask must contain only 0 and 1."
+            )
+        self.mask.assign(mask.astype(self.mask.dtype))
+        self.apply_mask()
+
+    @property
+    def mask_density(self):
+        """The realized density of the mask (nonzeros / entries)."""
+        return float(np.mean(keras.ops.convert_to_numpy(self.mask)))
+
+    def _mask_store_key(self):
+        # The base layer stores the kernel at "0" and the bias at "1".
+        return str(2 if self.bias is not None else 1)
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        if self.built:
+            store[self._mask_store_key()] = self.mask
+
+    def load_own_variables(self, store):
+        super().load_own_variables(store)
+        if self.built:
+            self.mask.assign(store[self._mask_store_key()])
+            self.apply_mask()
+
+    def quantize(self, mode=None, **kwargs):
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot be quantized directly. Call "
+            "`keras_er.strip(model)` to get plain Keras layers with the "
+            "sparse weights, then quantize that model."
+        )
+
+    def enable_lora(self, *args, **kwargs):
+        raise NotImplementedError(
+            f"{type(self).__name__} does not support LoRA: a low-rank update "
+            "would be dense. Call `keras_er.strip(model)` first if you want "
+            "a dense LoRA update on top of the sparse weights."
+        )
+
+    def _mask_config(self):
+        return {
+            "density": self.density,
+            "seed": self.seed,
+            "sampling": self.sampling,
+            "flow": self.flow,
+        }

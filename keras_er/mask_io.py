@@ -1,0 +1,75 @@
+"""`get_masks` and `set_masks`: read and write every mask of a model."""
+
+import keras
+import numpy as np
+
+from keras_er.layers import is_er_layer
+from keras_er.model_walk import iter_layers
+
+
+def er_layers(model):
+    """The ER layers of ``model`` (nested models included), forward order.
+
+    Raises:
+        ValueError: If the model has no ER layer.
+    """
+    found = [layer for layer in iter_layers(model) if is_er_layer(layer)]
+    if not found:
+        raise ValueError(
+            "The model has no keras_er layers. Call keras_er.sparsify(model, "
+            "...) first, or build it with keras_er.ERDense / ERConv2D."
+        )
+    return found
+
+
+def get_masks(model):
+    """Returns every mask of ``model``.
+
+    Args:
+        model: A model with ER layers.
+
+    Returns:
+        ``{layer_name: numpy array of 0.0/1.0}`` in forward order.
+
+    Example:
+
+    ```python
+    masks = keras_er.get_masks(sparse)
+    {name: m.mean() for name, m in masks.items()}  # layer densities
+    ```
+    """
+    return {
+        layer.name: np.asarray(keras.ops.convert_to_numpy(layer.mask))
+        for layer in er_layers(model)
+    }
+
+
+def set_masks(model, masks):
+    """Assigns masks to the ER layers of ``model``.
+
+    Kernel entries outside a new mask are set to zero; entries that a new mask
+    switches on keep their current value (zero if they were masked before).
+
+    Args:
+        model: A model with ER layers.
+        masks: ``{layer_name: 0/1 array}`` for some or all ER layers.
+
+    Raises:
+        ValueError: For an unknown layer name, a shape mismatch or values
+            other than 0 and 1.
+
+    Example:
+
+    ```python
+    keras_er.set_masks(other, keras_er.get_masks(sparse))
+    ```
+    """
+    by_name = {layer.name: layer for layer in er_layers(model)}
+    unknown = sorted(set(masks) - set(by_name))
+    if unknown:
+        raise ValueError(
+            f"set_masks got masks for {unknown}, which are not ER layers of "
+            f"the model. ER layers: {sorted(by_name)}."
+        )
+    for name, mask in masks.items():
+        by_name[name].set_mask(mask)

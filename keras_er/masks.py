@@ -1,0 +1,209 @@
+"""Drawing random (Erdős–Rényi) masks and preserving flow through them.
+
+Masks are drawn with NumPy from a seeded generator, independent of the Keras
+backend, so the same seed gives the same masks on TensorFlow, JAX and torch and
+on every replica of a distributed job. Layer ``i`` of a model uses the
+generator ``numpy.random.default_rng([seed, i])``.
+
+A kernel of shape ``(..., n_in, n_out)`` (Dense ``(n_in, n_out)``, Conv2D
+``(kh, kw, c_in, c_out)``) is reduced to a unit graph ``(n_in, n_out)`` by
+"any" over the leading (spatial) dims. A unit with zero in-degree (an output
+that receives nothing) or zero out-degree (an input that feeds nothing) is
+dead; flow preservation (paper, appendix A.1) repairs them.
+"""
+
+import numpy as np
+
+from keras_er.ratios import check_density
+
+SAMPLING_MODES = ("bernoulli", "exact")
+FLOW_MODES = ("addition", "rejection", None)
+
+# Rejection sampling gives up on a unit after this many redraws and falls back
+# to adding one edge, so that tiny densities cannot loop forever.
+_MAX_REDRAWS = 100
+
+
+def check_sampling(sampling):
+    """Raises ValueError unless ``sampling`` is a known sampling mode."""
+    if sampling not in SAMPLING_MODES:
+        raise ValueError(
+            f"sampling must be one of {SAMPLING_MODES}, got {sampling!r}."
+        )
+    return sampling
+
+
+def check_flow(flow):
+    """Raises ValueError unless ``flow`` is a known flow-preservation mode."""
+    if flow not in FLOW_MODES:
+        raise ValueError(
+            f"flow must be one of {FLOW_MODES}, got {flow!r}. Use None to "
+            "keep the mask exactly as drawn."
+        )
+    return flow
+
+
+def layer_rng(seed, index):
+    """The generator used for layer number ``index`` under ``seed``."""
+    return np.random.default_rng([int(seed), int(index)])
+
+
+def draw_mask(shape, density, rng, sampling="bernoulli"):
+    """Draws one random 0/1 mask.
+
+    Args:
+        shape: Kernel shape.
+        density: Probability (``"bernoulli"``) or fraction (``"exact"``) of
+            entries kept, in ``(0, 1]``.
+        rng: A ``numpy.random.Generator``.
+        sampling: ``"bernoulli"`` keeps each entry independently with
+            probability ``density`` (the paper's ER definition);
+            ``"exact"`` keeps exactly ``max(1, round(density * N))`` entries
+            chosen uniformly without replacement.
+
+    Returns:
+        A ``float32`` NumPy array of 0s and 1s with the given shape.
+
+    Example:
+
+    >>> rng = numpy.random.default_rng(0)
+    >>> keras_er.masks.draw_mask((784, 300), 0.1, rng, "exact").sum()
+    23520.0
+    """
+    density = check_density(density)
+    check_sampling(sampling)
+    shape = tuple(int(s) for s in shape)
+    size = int(np.prod(shape))
+    if density == 1.0:
+        return np.ones(shape, dtype=np.float32)
+    if sampling == "bernoulli":
+        return (rng.random(shape, dtype=np.float32) < density).astype(
+            np.float32
+        )
+    keep = max(1, int(round(density * size)))
+    flat = np.zeros(size, dtype=np.float32)
+    flat[rng.choice(size, size=keep, replace=False)] = 1.0
+    return flat.reshape(shape)
+
+
+def _unit_view(mask):
+    """Views a kernel mask as ``(positions, n_in, n_out)``."""
+    return mask.reshape((-1,) + mask.shape[-2:])
+
+
+def dead_units(mask):
+    """Finds units without flow.
+
+    Args:
+        mask: A 0/1 array of shape ``(..., n_in, n_out)``.
+
+    Returns:
+        ``(dead_inputs, dead_outputs)``: index arrays of input units with zero
+        out-degree and output units with zero in-degree.
+    """
+    view = _unit_view(np.asarray(mask))
+    dead_outputs = np.flatnonzero(view.sum(axis=(0, 1)) == 0)
+    dead_inputs = np.flatnonzero(view.sum(axis=(0, 2)) == 0)
+    return dead_inputs, dead_outputs
+
+
+def _add_edges(view, rng):
+    """Switches on one random edge for every dead output, then input."""
+    added = 0
+    positions, n_in, n_out = view.shape
+    _, dead_outputs = dead_units(view)
+    for j in dead_outputs:
+        view[rng.integers(positions), rng.integers(n_in), j] = 1.0
+        added += 1
+    dead_inputs, _ = dead_units(view)
+    for i in dead_inputs:
+        view[rng.integers(positions), i, rng.integers(n_out)] = 1.0
+        added += 1
+    return added
+
+
+def preserve_flow(mask, density, rng, method="addition"):
+    """Repairs a mask so that every unit has in- and out-degree >= 1.
+
+    Args:
+        mask: A 0/1 array of shape ``(..., n_in, n_out)``; not modified.
+        density: The layer density the mask was drawn with (used by rejection
+            sampling to redraw).
+        rng: A ``numpy.random.Generator``.
+        method: ``"addition"`` switches on one random entry in the fan-in of
+            each output unit with zero in-degree (for a conv, a random
+            ``(kh, kw, c_in)`` position) and then in the fan-out of each input
+            unit with zero out-degree. ``"rejection"`` redraws the fan-in /
+            fan-out of dead units from Bernoulli(``density``) until they are
+            alive (after 100 failed redraws a unit gets one added edge).
+            ``None`` returns the mask unchanged.
+
+    Returns:
+        ``(new_mask, edges_added)`` where ``edges_added`` is the change in the
+        number of nonzeros (it can be negative for rejection sampling).
+
+    Example:
+
+    >>> mask, added = keras_er.masks.preserve_flow(mask, 0.01, rng)
+    """
+    check_flow(method)
+    mask = np.array(mask, dtype=np.float32, copy=True)
+    if method is None:
+        return mask, 0
+    before = int(mask.sum())
+    view = _unit_view(mask)
+    if method == "addition":
+        _add_edges(view, rng)
+    else:
+        density = check_density(density)
+        for _ in range(_MAX_REDRAWS):
+            dead_inputs, dead_outputs = dead_units(view)
+            if len(dead_inputs) == 0 and len(dead_outputs) == 0:
+                break
+            if len(dead_outputs):
+                shape = (view.shape[0], view.shape[1], len(dead_outputs))
+                view[:, :, dead_outputs] = rng.random(shape) < density
+            dead_inputs, _ = dead_units(view)
+            if len(dead_inputs):
+                shape = (view.shape[0], len(dead_inputs), view.shape[2])
+                view[:, dead_inputs, :] = rng.random(shape) < density
+        _add_edges(view, rng)
+    return mask, int(mask.sum()) - before
+
+
+def draw_masks(
+    shapes, densities, seed=0, sampling="bernoulli", flow="addition"
+):
+    """Draws one flow-preserving random mask per layer.
+
+    Args:
+        shapes: List of kernel shapes in forward order.
+        densities: One density per layer (e.g. from ``keras_er.ratios``).
+        seed: Integer seed; layer ``i`` uses
+            ``numpy.random.default_rng([seed, i])``.
+        sampling: ``"bernoulli"`` or ``"exact"`` (see ``draw_mask``).
+        flow: ``"addition"``, ``"rejection"`` or ``None`` (see
+            ``preserve_flow``).
+
+    Returns:
+        ``(masks, edges_added)``: two lists, one entry per layer.
+
+    Example:
+
+    >>> masks, added = keras_er.masks.draw_masks(
+    ...     [(784, 300), (300, 10)], [0.1, 0.05], seed=0)
+    """
+    if len(shapes) != len(densities):
+        raise ValueError(
+            f"Got {len(shapes)} shapes but {len(densities)} densities."
+        )
+    check_sampling(sampling)
+    check_flow(flow)
+    masks, added = [], []
+    for index, (shape, density) in enumerate(zip(shapes, densities)):
+        rng = layer_rng(seed, index)
+        mask = draw_mask(shape, density, rng, sampling)
+        mask, edges = preserve_flow(mask, density, rng, flow)
+        masks.append(mask)
+        added.append(edges)
+    return masks, added

@@ -1,0 +1,286 @@
+"""Layerwise density ("ratio") methods.
+
+Each method maps a list of kernel shapes (Keras layout: Dense ``(n_in, n_out)``,
+Conv2D ``(kh, kw, c_in, c_out)``) and a target overall density ``d`` to one
+density ``p_l`` in ``(0, 1]`` per layer such that
+
+    sum_l p_l * N_l == d * sum_l N_l        (N_l = number of kernel entries)
+
+up to floating-point error. Where a formula asks for ``p_l > 1`` the layer is
+made dense and the remaining budget is redistributed over the other layers
+until no layer exceeds 1 (the public reference code skips this for ``balanced``
+and its simple ERK, and so undershoots the target at high density).
+
+The functions work on shapes alone, so the math is testable without a model.
+``keras_er.layer_densities`` applies them to a model.
+
+Example:
+
+>>> import keras_er
+>>> keras_er.ratios.pyramidal([(784, 300), (300, 100), (100, 10)], 0.1)
+[0.107..., 0.011..., 0.0012...]
+"""
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "METHODS",
+    "balanced",
+    "er",
+    "erk",
+    "get",
+    "pyramidal",
+    "uniform",
+]
+
+
+def check_density(density, name="density"):
+    """Validates a density and returns it as a float.
+
+    Args:
+        density: The value to check.
+        name: How the value is called in the error message.
+
+    Returns:
+        ``float(density)``.
+
+    Raises:
+        ValueError: If ``density`` is not a number in ``(0, 1]``.
+    """
+    try:
+        value = float(density)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{name} must be a number in (0, 1], got {density!r}."
+        ) from None
+    if not (0.0 < value <= 1.0) or math.isnan(value):
+        raise ValueError(
+            f"{name} must be in (0, 1], got {density!r}. A density is the "
+            "fraction of weights kept (1 - sparsity): use e.g. 0.1 for 90% "
+            "sparsity."
+        )
+    return value
+
+
+def _sizes(shapes):
+    if len(shapes) == 0:
+        raise ValueError(
+            "No maskable layers: the model (or the `layers` filter) selects "
+            "no Dense/Conv2D layer to sparsify."
+        )
+    sizes = []
+    for shape in shapes:
+        shape = tuple(int(s) for s in shape)
+        if len(shape) < 2 or any(s <= 0 for s in shape):
+            raise ValueError(
+                f"Kernel shapes must have at least 2 positive dims, got "
+                f"{shape}."
+            )
+        sizes.append(float(np.prod(shape)))
+    return np.asarray(sizes, dtype=np.float64)
+
+
+def uniform(shapes, density):
+    """Same density in every layer: ``p_l = d``.
+
+    Args:
+        shapes: List of kernel shapes.
+        density: Target overall density in ``(0, 1]``.
+
+    Returns:
+        A list of per-layer densities.
+
+    Example:
+
+    >>> keras_er.ratios.uniform([(4, 3), (3, 2)], 0.5)
+    [0.5, 0.5]
+    """
+    density = check_density(density)
+    _sizes(shapes)
+    return [density] * len(shapes)
+
+
+def _scaled(raw, sizes, density):
+    """Solves ``p_l = min(1, eps * raw_l)`` for the overall density.
+
+    Layers whose ``eps * raw_l`` exceeds 1 are made dense and ``eps`` is
+    re-solved for the rest. Making a layer dense only raises ``eps`` for the
+    others, so all layers over the cap can be fixed at once.
+    """
+    raw = np.asarray(raw, dtype=np.float64)
+    budget = density * sizes.sum()
+    dense = np.zeros(len(sizes), dtype=bool)
+    while True:
+        free = ~dense
+        remaining = budget - sizes[dense].sum()
+        eps = remaining / (raw[free] * sizes[free]).sum()
+        over = free & (eps * raw > 1.0)
+        if not over.any():
+            break
+        dense |= over
+        if dense.all():
+            return [1.0] * len(sizes)
+    return [1.0 if d else float(eps * r) for d, r in zip(dense, raw)]
+
+
+def er(shapes, density):
+    """Erdős–Rényi (Mocanu et al., 2017): ``p_l ∝ (n_in + n_out) / (n_in n_out)``.
+
+    ``n_in, n_out`` are the last two kernel dims (for a convolution, the input
+    and output channels; the kernel size is ignored, as in the dense-layer
+    form). Layers capped at density 1 are redistributed.
+
+    Args:
+        shapes: List of kernel shapes.
+        density: Target overall density in ``(0, 1]``.
+
+    Returns:
+        A list of per-layer densities.
+
+    Example:
+
+    >>> keras_er.ratios.er([(784, 300), (300, 100), (100, 10)], 0.1)
+    """
+    density = check_density(density)
+    sizes = _sizes(shapes)
+    raw = [(s[-2] + s[-1]) / (s[-2] * s[-1]) for s in shapes]
+    return _scaled(raw, sizes, density)
+
+
+def erk(shapes, density, power=1.0):
+    """Erdős–Rényi-Kernel (Evci et al., 2020): ``p_l ∝ sum(dims) / prod(dims)``.
+
+    All kernel dims count (conv: ``(kh + kw + c_in + c_out) / (kh kw c_in
+    c_out)``). ``eps`` is solved so that the total matches ``density``; layers
+    with ``eps * raw_l > 1`` become dense and ``eps`` is re-solved (the RigL
+    algorithm).
+
+    Args:
+        shapes: List of kernel shapes.
+        density: Target overall density in ``(0, 1]``.
+        power: Optional power applied to the raw scores (RigL's
+            ``erk_power_scale``); 1 is plain ERK, 0 is uniform.
+
+    Returns:
+        A list of per-layer densities.
+
+    Example:
+
+    >>> keras_er.ratios.erk([(3, 3, 3, 64), (3, 3, 64, 64), (4096, 10)], 0.1)
+    """
+    density = check_density(density)
+    sizes = _sizes(shapes)
+    power = float(power)
+    if power < 0 or math.isnan(power):
+        raise ValueError(f"ERK power must be >= 0, got {power}.")
+    raw = [(sum(s) / float(np.prod(s))) ** power for s in shapes]
+    return _scaled(raw, sizes, density)
+
+
+def balanced(shapes, density):
+    """The paper's *balanced* ratio: the same number of nonzeros per layer.
+
+    Every layer gets ``x = d * sum N_l / L`` nonzeros, ``p_l = min(1, x / N_l)``;
+    the budget of layers smaller than ``x`` (made dense) is redistributed
+    equally over the others.
+
+    Args:
+        shapes: List of kernel shapes.
+        density: Target overall density in ``(0, 1]``.
+
+    Returns:
+        A list of per-layer densities.
+
+    Example:
+
+    >>> keras_er.ratios.balanced([(784, 300), (300, 100), (100, 10)], 0.1)
+    """
+    density = check_density(density)
+    sizes = _sizes(shapes)
+    budget = density * sizes.sum()
+    dense = np.zeros(len(sizes), dtype=bool)
+    while True:
+        free = ~dense
+        x = (budget - sizes[dense].sum()) / free.sum()
+        over = free & (sizes <= x)
+        if not over.any():
+            break
+        dense |= over
+        if dense.all():
+            return [1.0] * len(sizes)
+    return [1.0 if d else float(x / n) for d, n in zip(dense, sizes)]
+
+
+def pyramidal(shapes, density):
+    """The paper's *pyramidal* ratio: ``p_l = p_1 ** l`` for ``l = 1..L``.
+
+    The first layer is the densest; ``p_1`` in ``(0, 1]`` is the unique root
+    of ``sum_l N_l x**l = d * sum_l N_l`` (the left side increases
+    monotonically in ``x``), found by bisection to machine precision. Known
+    weakness: the last layer becomes very sparse; use flow preservation.
+
+    Args:
+        shapes: List of kernel shapes in forward order.
+        density: Target overall density in ``(0, 1]``.
+
+    Returns:
+        A list of per-layer densities.
+
+    Example:
+
+    >>> keras_er.ratios.pyramidal([(784, 300), (300, 100), (100, 10)], 0.1)
+    """
+    density = check_density(density)
+    sizes = _sizes(shapes)
+    if density == 1.0:
+        return [1.0] * len(sizes)
+    powers = np.arange(1, len(sizes) + 1, dtype=np.float64)
+    target = density * sizes.sum()
+
+    def total(x):
+        return float((sizes * x**powers).sum())
+
+    low, high = 0.0, 1.0
+    for _ in range(200):
+        mid = 0.5 * (low + high)
+        if total(mid) < target:
+            low = mid
+        else:
+            high = mid
+        if high - low < 1e-16:
+            break
+    p1 = 0.5 * (low + high)
+    return [float(p1**l) for l in powers]
+
+
+METHODS = {
+    "uniform": uniform,
+    "er": er,
+    "erk": erk,
+    "balanced": balanced,
+    "pyramidal": pyramidal,
+}
+
+
+def get(name):
+    """Returns the ratio function called ``name`` (see ``METHODS``).
+
+    Args:
+        name: One of ``"uniform"``, ``"er"``, ``"erk"``, ``"balanced"``,
+            ``"pyramidal"`` (case-insensitive).
+
+    Returns:
+        The function ``fn(shapes, density, **options) -> list[float]``.
+
+    Raises:
+        ValueError: For an unknown name.
+    """
+    key = str(name).lower()
+    if key not in METHODS:
+        raise ValueError(
+            f"Unknown ratio {name!r}. Use one of {sorted(METHODS)}, a dict "
+            "{layer_name: density}, or a callable(shapes, density) -> list."
+        )
+    return METHODS[key]

@@ -1,0 +1,168 @@
+"""`sparsify`: replace a model's weight layers by ER layers with random masks."""
+
+import logging
+
+import numpy as np
+
+from keras_er import masks as masks_lib
+from keras_er.densities import layer_densities, resolve_dense_layers
+from keras_er.layers import ER_LAYER_FOR, is_er_layer
+from keras_er.model_walk import (
+    clone_layerwise,
+    copy_all_weights,
+    iter_layers,
+    kernel_shape,
+    plain_clone,
+    select_layers,
+)
+
+logger = logging.getLogger("keras_er")
+
+
+def sparsify(
+    model,
+    ratio="erk",
+    density=0.1,
+    *,
+    seed=None,
+    sampling="bernoulli",
+    flow="addition",
+    layers=None,
+    dense_layers=(),
+    redraw=False,
+    **options,
+):
+    """Returns a copy of ``model`` whose weight layers carry random ER masks.
+
+    Every selected Dense/Conv2D layer is replaced by its ER layer
+    (`keras_er.ERDense`, `keras_er.ERConv2D`) with the same config and
+    weights, and a mask drawn with the layer's density from
+    `keras_er.layer_densities`. Kernel entries outside the mask are set to
+    zero. Biases, BatchNorm and other normalization layers are never masked.
+    The input model is left untouched.
+
+    Layer ``i`` (in forward order among the selected layers) draws its mask
+    from ``numpy.random.default_rng([seed, i])``: the same seed gives the same
+    masks on every backend. The seed used and the number of edges added by
+    flow preservation are in ``new_model.sparsify_report``.
+
+    Args:
+        model: A built Sequential or Functional model (nested models are
+            sparsified recursively).
+        ratio: Layerwise density method: ``"uniform"``, ``"er"``, ``"erk"``,
+            ``"balanced"``, ``"pyramidal"``, a dict ``{layer_name: density}``
+            or a callable (see `keras_er.layer_densities`).
+        density: Target overall density (1 - sparsity) in ``(0, 1]``.
+        seed: Integer seed for the masks; ``None`` picks a random one (read it
+            back from ``sparsify_report["seed"]``).
+        sampling: ``"bernoulli"`` keeps each entry with probability ``p_l``
+            (the paper's ER definition); ``"exact"`` keeps exactly
+            ``max(1, round(p_l N_l))`` entries per layer.
+        flow: ``"addition"`` (default), ``"rejection"`` or ``None``: make
+            sure no unit is left with zero in- or out-degree (paper,
+            appendix A.1; see `keras_er.masks.preserve_flow`).
+        layers: Which maskable layers to sparsify: ``None`` for all, a list
+            of names, a regex (``re.fullmatch`` on names) or a callable
+            ``fn(layer) -> bool``. Other layers are left as they are and do
+            not count towards the density.
+        dense_layers: Names (or ``"first"``, ``"last"``) of layers kept dense
+            (left as plain Keras layers); they count towards the overall
+            density, and the rest of the budget goes to the other layers.
+        redraw: The model already has ER layers: draw fresh masks for it
+            (from the current, already sparse weights: entries outside the
+            old masks stay zero) instead of raising.
+        **options: Passed to the ratio method (e.g. ``power`` for ERK).
+
+    Returns:
+        A new `keras.Model`.
+
+    Raises:
+        ValueError: For bad arguments, a model without maskable layers, an
+            already sparsified model (without ``redraw=True``) or a subclassed
+            model.
+
+    Example:
+
+    ```python
+    sparse = keras_er.sparsify(model, ratio="pyramidal", density=0.1, seed=0)
+    sparse.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    sparse.fit(x, y)
+    ```
+    """
+    masks_lib.check_sampling(sampling)
+    masks_lib.check_flow(flow)
+    if seed is not None and not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an int or None, got {seed!r}.")
+    if any(is_er_layer(layer) for layer in iter_layers(model)):
+        if not redraw:
+            raise ValueError(
+                "The model is already sparsified (it has keras_er layers). "
+                "Pass redraw=True to draw new masks, or call "
+                "keras_er.strip(model) to get plain Keras layers back."
+            )
+        from keras_er.strip import strip
+
+        model = strip(model)
+    densities = layer_densities(
+        model, ratio, density, dense_layers=dense_layers, layers=layers,
+        **options,
+    )
+    if seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1)[0])
+    selected = select_layers(model, layers)
+    keep_dense = resolve_dense_layers(dense_layers, selected)
+    chosen = [layer for layer in selected if layer.name not in keep_dense]
+    shapes = [kernel_shape(layer) for layer in chosen]
+    masks, edges = masks_lib.draw_masks(
+        shapes,
+        [densities[layer.name] for layer in chosen],
+        seed=seed,
+        sampling=sampling,
+        flow=flow,
+    )
+    plan = {
+        id(layer): (mask, densities[layer.name], added)
+        for layer, mask, added in zip(chosen, masks, edges)
+    }
+
+    def make_layer(layer):
+        if id(layer) not in plan:
+            return plain_clone(layer)
+        mask, layer_density, added = plan[id(layer)]
+        config = layer.get_config()
+        config.update(
+            density=layer_density, seed=None, sampling=sampling, flow=flow
+        )
+        new_layer = ER_LAYER_FOR[type(layer)].from_config(config)
+        new_layer._initial_mask = mask
+        new_layer.flow_edges_added = added
+        return new_layer
+
+    def copy_weights(old_layer, new_layer):
+        if id(old_layer) not in plan:
+            copy_all_weights(old_layer, new_layer)
+            return
+        values = old_layer.get_weights()
+        values.append(plan[id(old_layer)][0])
+        new_layer.set_weights(values)
+        new_layer.apply_mask()
+
+    new_model = clone_layerwise(model, make_layer, copy_weights)
+    total_added = int(sum(edges))
+    new_model.sparsify_report = {
+        "seed": seed,
+        "ratio": ratio if isinstance(ratio, str) else "custom",
+        "density": float(density),
+        "densities": dict(densities),
+        "edges_added": {
+            layer.name: int(added) for layer, added in zip(chosen, edges)
+        },
+        "total_edges_added": total_added,
+    }
+    if flow is not None:
+        logger.info(
+            "keras_er.sparsify: seed=%d, flow preservation (%s) added %d "
+            "edges.", seed, flow, total_added,
+        )
+    return new_model
+

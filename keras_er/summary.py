@@ -1,0 +1,142 @@
+"""`summary`: a per-layer table of sizes, densities and FLOPs."""
+
+import keras
+import numpy as np
+
+from keras_er.layers import is_er_layer
+from keras_er.model_walk import is_maskable, iter_layers, kernel_shape
+
+COLUMNS = (
+    ("name", "Layer"),
+    ("type", "Type"),
+    ("kernel_shape", "Kernel shape"),
+    ("params", "Params"),
+    ("nonzeros", "Nonzeros"),
+    ("density", "Density"),
+    ("dense_flops", "Dense FLOPs"),
+    ("sparse_flops", "Sparse FLOPs"),
+)
+
+
+def _positions_per_example(layer, shape):
+    """How often the kernel is applied per example (1 for a flat Dense).
+
+    Dense on a ``(batch, t, d)`` input applies its kernel ``t`` times; a
+    convolution once per output pixel. Unknown (``None``) when the layer was
+    never called on a known shape.
+    """
+    try:
+        output_shape = tuple(layer.output.shape)
+    except (AttributeError, ValueError):
+        return None
+    channels_first = getattr(layer, "data_format", None) == "channels_first"
+    spatial = output_shape[2:] if channels_first else output_shape[1:-1]
+    if any(s is None for s in spatial):
+        return None
+    return int(np.prod(spatial)) if spatial else 1
+
+
+def summary(model, print_fn=print):
+    """Prints and returns a per-layer table of the model's weight layers.
+
+    For every maskable layer (ER layers and plain Dense/Conv2D): name, type,
+    kernel shape, kernel parameters, nonzeros (kept connections for an ER
+    layer, nonzero entries otherwise), density, and the forward FLOPs per
+    example of the dense and of the sparse layer (2 per multiply-add; bias and
+    activation not counted). A last row holds the totals.
+
+    Args:
+        model: A built Keras model.
+        print_fn: Called with each line of the table; ``None`` prints nothing.
+
+    Returns:
+        A list of dicts (one per layer, then one with ``name="total"``) with
+        the keys ``name, type, kernel_shape, params, nonzeros, density,
+        dense_flops, sparse_flops``. FLOPs are ``None`` when the layer's
+        output shape is unknown.
+
+    Example:
+
+    ```python
+    rows = keras_er.summary(sparse)
+    rows[-1]["density"]  # overall density of the maskable weights
+    ```
+    """
+    rows = []
+    for layer in iter_layers(model):
+        if not is_maskable(layer):
+            continue
+        shape = kernel_shape(layer)
+        params = int(np.prod(shape))
+        if is_er_layer(layer):
+            nonzeros = int(np.sum(keras.ops.convert_to_numpy(layer.mask)))
+        else:
+            kernel = keras.ops.convert_to_numpy(layer.kernel)
+            nonzeros = int(np.count_nonzero(kernel))
+        positions = _positions_per_example(layer, shape)
+        rows.append(
+            {
+                "name": layer.name,
+                "type": type(layer).__name__,
+                "kernel_shape": shape,
+                "params": params,
+                "nonzeros": nonzeros,
+                "density": nonzeros / params,
+                "dense_flops": None if positions is None
+                else 2 * params * positions,
+                "sparse_flops": None if positions is None
+                else 2 * nonzeros * positions,
+            }
+        )
+    params = sum(r["params"] for r in rows)
+    nonzeros = sum(r["nonzeros"] for r in rows)
+    flops_known = rows and all(r["dense_flops"] is not None for r in rows)
+    rows.append(
+        {
+            "name": "total",
+            "type": "",
+            "kernel_shape": "",
+            "params": params,
+            "nonzeros": nonzeros,
+            "density": nonzeros / params if params else float("nan"),
+            "dense_flops": sum(r["dense_flops"] for r in rows)
+            if flops_known else None,
+            "sparse_flops": sum(r["sparse_flops"] for r in rows)
+            if flops_known else None,
+        }
+    )
+    if print_fn is not None:
+        for line in format_table(rows):
+            print_fn(line)
+    return rows
+
+
+def _cell(key, value):
+    if value is None:
+        return "?"
+    if key == "density":
+        return f"{value:.4f}"
+    if key == "kernel_shape" and isinstance(value, tuple):
+        return "x".join(str(v) for v in value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def format_table(rows):
+    """Formats summary rows as aligned text lines."""
+    table = [[title for _, title in COLUMNS]]
+    table += [[_cell(key, row[key]) for key, _ in COLUMNS] for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
+
+    def render(cells):
+        return "  ".join(
+            cell.ljust(width) if i < 3 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths))
+        )
+
+    rule = "-" * len(render(table[0]))
+    lines = [render(table[0]), rule]
+    lines += [render(cells) for cells in table[1:-1]]
+    lines += [rule, render(table[-1])]
+    return lines
