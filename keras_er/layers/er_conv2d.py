@@ -25,6 +25,9 @@ class ERConv2D(MaskedKernelMixin, keras.layers.Conv2D):
         seed: Optional int seed of the mask drawn at build time.
         sampling: ``"bernoulli"`` or ``"exact"``.
         flow: ``"addition"``, ``"rejection"`` or ``None``.
+        reparameterization: Optional `KernelReparameterization` (or its
+            serialized config) changing how the effective kernel is computed
+            (used by STR and edge-popup).
         **kwargs: Every other `keras.layers.Conv2D` argument.
 
     Example:
@@ -43,9 +46,12 @@ class ERConv2D(MaskedKernelMixin, keras.layers.Conv2D):
         seed=None,
         sampling="bernoulli",
         flow="addition",
+        reparameterization=None,
         **kwargs,
     ):
-        self._init_mask_options(density, seed, sampling, flow)
+        self._init_mask_options(
+            density, seed, sampling, flow, reparameterization
+        )
         super().__init__(filters, kernel_size, **kwargs)
 
     def build(self, input_shape):

@@ -30,6 +30,9 @@ class ERDense(MaskedKernelMixin, keras.layers.Dense):
         flow: ``"addition"``, ``"rejection"`` or ``None``: how units left
             without inputs or outputs are repaired (see
             `keras_er.masks.preserve_flow`).
+        reparameterization: Optional `KernelReparameterization` (or its
+            serialized config) changing how the effective kernel is computed
+            (used by STR and edge-popup).
         **kwargs: Every other `keras.layers.Dense` argument.
 
     Example:
@@ -48,9 +51,12 @@ class ERDense(MaskedKernelMixin, keras.layers.Dense):
         seed=None,
         sampling="bernoulli",
         flow="addition",
+        reparameterization=None,
         **kwargs,
     ):
-        self._init_mask_options(density, seed, sampling, flow)
+        self._init_mask_options(
+            density, seed, sampling, flow, reparameterization
+        )
         super().__init__(units, **kwargs)
 
     def build(self, input_shape):

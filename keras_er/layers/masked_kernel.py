@@ -45,9 +45,11 @@ class MaskedKernelMixin:
     end of ``build``.
     """
 
-    ER_CONFIG_KEYS = ("density", "seed", "sampling", "flow")
+    ER_CONFIG_KEYS = ("density", "seed", "sampling", "flow", "reparameterization")
 
-    def _init_mask_options(self, density, seed, sampling, flow):
+    def _init_mask_options(
+        self, density, seed, sampling, flow, reparameterization=None
+    ):
         self.density = check_density(density)
         if seed is not None and not isinstance(seed, (int, np.integer)):
             raise ValueError(f"seed must be an int or None, got {seed!r}.")
@@ -58,6 +60,13 @@ class MaskedKernelMixin:
         # its own here, so that build does not draw one only to replace it.
         self._initial_mask = None
         self.flow_edges_added = 0
+        self.reparameterization = None
+        self._reparam_attributes = []
+        if isinstance(reparameterization, dict):
+            reparameterization = keras.saving.deserialize_keras_object(
+                reparameterization
+            )
+        self._pending_reparameterization = reparameterization
 
     def _draw_own_mask(self, shape):
         if self._initial_mask is not None:
@@ -87,6 +96,12 @@ class MaskedKernelMixin:
         )
         self._kernel.constraint = _MaskProjection(self, self.kernel_constraint)
         self.apply_mask()
+        pending, self._pending_reparameterization = (
+            getattr(self, "_pending_reparameterization", None),
+            None,
+        )
+        if pending is not None:
+            self.set_reparameterization(pending)
 
     @property
     def kernel(self):
@@ -94,7 +109,37 @@ class MaskedKernelMixin:
         mask = getattr(self, "mask", None)
         if mask is None:  # Still building.
             return kernel
-        return ops.multiply(kernel, ops.cast(mask, kernel.dtype))
+        mask = ops.cast(mask, kernel.dtype)
+        if self.reparameterization is not None:
+            return self.reparameterization.effective_kernel(self, kernel, mask)
+        return ops.multiply(kernel, mask)
+
+    def set_reparameterization(self, reparameterization):
+        """Installs a `KernelReparameterization` (or removes it with None).
+
+        Call it before ``model.compile``: the optimizer only trains the
+        variables that exist when it is built. On an unbuilt layer the
+        reparameterization is installed at build time.
+
+        Args:
+            reparameterization: A `KernelReparameterization` or ``None``.
+        """
+        if not self.built:
+            self._pending_reparameterization = reparameterization
+            return
+        self._tracker.unlock()
+        try:
+            for name in self._reparam_attributes:
+                delattr(self, name)
+            self._reparam_attributes = []
+            self.reparameterization = None
+            if reparameterization is not None:
+                self._reparam_attributes = list(
+                    reparameterization.build(self)
+                )
+                self.reparameterization = reparameterization
+        finally:
+            self._tracker.lock()
 
     def apply_mask(self):
         """Sets the kernel entries outside the mask to exactly zero."""
@@ -130,19 +175,35 @@ class MaskedKernelMixin:
         """The realized density of the mask (nonzeros / entries)."""
         return float(np.mean(keras.ops.convert_to_numpy(self.mask)))
 
-    def _mask_store_key(self):
+    def _mask_store_index(self):
         # The base layer stores the kernel at "0" and the bias at "1".
-        return str(2 if self.bias is not None else 1)
+        return 2 if self.bias is not None else 1
+
+    def _extra_variables(self):
+        """Variables saved after kernel and bias: mask, reparameterization."""
+        extra = [self.mask]
+        extra += [getattr(self, name) for name in self._reparam_attributes]
+        return extra
 
     def save_own_variables(self, store):
-        super().save_own_variables(store)
-        if self.built:
-            store[self._mask_store_key()] = self.mask
+        # Same layout as the Keras base layer (kernel "0", bias "1"), but the
+        # raw kernel variable: Keras would store the `kernel` property, which
+        # a reparameterization changes.
+        if not self.built:
+            return
+        variables = [self._kernel]
+        if self.bias is not None:
+            variables.append(self.bias)
+        variables += self._extra_variables()
+        for i, variable in enumerate(variables):
+            store[str(i)] = variable
 
     def load_own_variables(self, store):
         super().load_own_variables(store)
         if self.built:
-            self.mask.assign(store[self._mask_store_key()])
+            first = self._mask_store_index()
+            for i, variable in enumerate(self._extra_variables()):
+                variable.assign(store[str(first + i)])
             self.apply_mask()
 
     def quantize(self, mode=None, **kwargs):
@@ -160,9 +221,17 @@ class MaskedKernelMixin:
         )
 
     def _mask_config(self):
+        reparameterization = self.reparameterization
+        if reparameterization is None:
+            reparameterization = getattr(
+                self, "_pending_reparameterization", None
+            )
         return {
             "density": self.density,
             "seed": self.seed,
             "sampling": self.sampling,
             "flow": self.flow,
+            "reparameterization": None
+            if reparameterization is None
+            else keras.saving.serialize_keras_object(reparameterization),
         }
