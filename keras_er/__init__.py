@@ -5,7 +5,7 @@ flow preservation) -> ``layers`` (ERDense, ERConv2D) -> ``sparsify`` ->
 ``summary`` / ``strip`` / ``export``.
 """
 
-from keras_er import masks, ratios
+from keras_er import callbacks, masks, ratios
 from keras_er.densities import layer_densities
 from keras_er.export import export
 from keras_er.layers import ERConv2D, ERDense
@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ERConv2D",
     "ERDense",
+    "callbacks",
     "export",
     "get_masks",
     "layer_densities",
