@@ -1,0 +1,42 @@
+"""Shared test setup: quiet TensorFlow, small models, fixed seeds."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _clear_keras_session():
+    # Fresh layer names (dense, dense_1, ...) in every test.
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    yield
+
+
+def mlp(input_dim=20, hidden=(16, 12), classes=3):
+    """A small Dense MLP built on a known input shape."""
+    layers = [keras.Input((input_dim,))]
+    layers += [keras.layers.Dense(h, activation="relu") for h in hidden]
+    layers.append(keras.layers.Dense(classes))
+    return keras.Sequential(layers)
+
+
+def cnn(input_shape=(12, 12, 3), classes=4):
+    """A small CNN with a residual connection and BatchNorm (Functional)."""
+    inputs = keras.Input(input_shape)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    y = keras.layers.Conv2D(8, 3, padding="same")(x)
+    y = keras.layers.BatchNormalization()(y)
+    x = keras.layers.Add()([x, y])
+    x = keras.layers.Conv2D(16, 3, strides=2)(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(classes)(x)
+    return keras.Model(inputs, outputs)
+
+
+def to_numpy(value):
+    return np.asarray(keras.ops.convert_to_numpy(value))
