@@ -5,11 +5,12 @@ flow preservation) -> ``layers`` (ERDense, ERConv2D) -> ``sparsify`` ->
 ``summary`` / ``strip`` / ``export``.
 """
 
-from keras_er import callbacks, masks, ratios
+from keras_er import callbacks, data, masks, models, ratios
 from keras_er.densities import layer_densities
 from keras_er.export import export
 from keras_er.layers import ERConv2D, ERDense
 from keras_er.mask_io import get_masks, set_masks
+from keras_er.scores import prune_at_init
 from keras_er.sparsify import sparsify
 from keras_er.strip import strip
 from keras_er.summary import summary
@@ -20,10 +21,13 @@ __all__ = [
     "ERConv2D",
     "ERDense",
     "callbacks",
+    "data",
     "export",
     "get_masks",
     "layer_densities",
     "masks",
+    "models",
+    "prune_at_init",
     "ratios",
     "set_masks",
     "sparsify",

@@ -6,6 +6,10 @@ from keras_er import ratios as ratios_lib
 from keras_er.model_walk import kernel_shape, select_layers
 from keras_er.ratios import check_density
 
+# Ratios borrowed from one-shot pruning scores (keras_er.scores): they need the
+# model's weights (and data for SNIP), not just the kernel shapes.
+BORROWED_RATIOS = ("snip", "synflow")
+
 
 def resolve_dense_layers(dense_layers, chosen):
     """Names of the layers kept dense; ``"first"``/``"last"`` are resolved.
@@ -69,7 +73,9 @@ def layer_densities(
     Args:
         model: A built Keras model.
         ratio: ``"uniform"``, ``"er"``, ``"erk"``, ``"balanced"``,
-            ``"pyramidal"`` (see `keras_er.ratios`), a dict
+            ``"pyramidal"`` (see `keras_er.ratios`), ``"snip"`` or
+            ``"synflow"`` (the layer densities of the one-shot pruning mask,
+            see `keras_er.scores`; SNIP needs ``data=(x, y)``), a dict
             ``{layer_name: density}`` covering every selected layer (then
             ``density`` is ignored), or a callable
             ``fn(shapes, density, **options) -> list[float]``.
@@ -78,7 +84,8 @@ def layer_densities(
             density 1; the rest of the budget is spent on the other layers.
         layers: Which layers are maskable at all (names, a regex or a
             callable; see `keras_er.sparsify`). Others do not count.
-        **options: Passed to the ratio function (e.g. ``power`` for ERK).
+        **options: Passed to the ratio function (e.g. ``power`` for ERK;
+            ``data``, ``loss``, ``rounds`` for SNIP / SynFlow).
 
     Returns:
         ``{layer_name: density}`` in forward order.
@@ -94,7 +101,7 @@ def layer_densities(
     model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(300),
                               keras.layers.Dense(100), keras.layers.Dense(10)])
     keras_er.layer_densities(model, "pyramidal", 0.1)
-    # {'dense': 0.107, 'dense_1': 0.0115, 'dense_2': 0.00123}
+    # {'dense': 0.1116, 'dense_1': 0.01245, 'dense_2': 0.00139}
     ```
     """
     density = check_density(density)
@@ -103,7 +110,9 @@ def layer_densities(
     shapes = [kernel_shape(layer) for layer in chosen]
     if isinstance(ratio, dict):
         return _check_custom(ratio, names)
-    if isinstance(ratio, str):
+    if isinstance(ratio, str) and ratio.lower() in BORROWED_RATIOS:
+        method = None  # Needs the model and data: see keras_er.scores.
+    elif isinstance(ratio, str):
         method = ratios_lib.get(ratio)
     elif callable(ratio):
         method = ratio
@@ -136,7 +145,14 @@ def layer_densities(
         )
     rest_shapes = [s for s, d in zip(shapes, is_dense) if not d]
     rest_names = [n for n, d in zip(names, is_dense) if not d]
-    values = list(method(rest_shapes, min(rest, 1.0), **options))
+    if method is None:
+        from keras_er.scores import borrowed_densities
+
+        values = borrowed_densities(
+            model, ratio.lower(), rest_names, min(rest, 1.0), **options
+        )
+    else:
+        values = list(method(rest_shapes, min(rest, 1.0), **options))
     if len(values) != len(rest_shapes):
         raise ValueError(
             f"The ratio callable returned {len(values)} densities for "
