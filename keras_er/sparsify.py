@@ -18,6 +18,20 @@ from keras_er.model_walk import (
 
 logger = logging.getLogger("keras_er")
 
+INITS = ("keep", "sparse_he_normal")
+
+
+def sparse_he_normal(mask, density, seed, index):
+    """He-normal kernel for the expected sparse fan-in, zero outside ``mask``.
+
+    ``std = sqrt(2 / (fan_in * density))`` with ``fan_in`` the product of all
+    kernel dims but the last; drawn from ``default_rng([seed, index, 1])``.
+    """
+    fan_in = float(np.prod(mask.shape[:-1]))
+    std = np.sqrt(2.0 / (fan_in * density))
+    rng = np.random.default_rng([int(seed), int(index), 1])
+    return (rng.standard_normal(mask.shape) * std).astype(np.float32) * mask
+
 
 def sparsify(
     model,
@@ -30,6 +44,7 @@ def sparsify(
     layers=None,
     dense_layers=(),
     redraw=False,
+    init="keep",
     **options,
 ):
     """Returns a copy of ``model`` whose weight layers carry random ER masks.
@@ -68,6 +83,11 @@ def sparsify(
         dense_layers: Names (or ``"first"``, ``"last"``) of layers kept dense
             (left as plain Keras layers); they count towards the overall
             density, and the rest of the budget goes to the other layers.
+        init: ``"keep"`` (default) keeps the model's weights inside the
+            masks; ``"sparse_he_normal"`` redraws each sparsified kernel from
+            ``N(0, 2 / (fan_in * p_l))``, the He init for the *expected*
+            fan-in of a layer of density ``p_l`` (keeps activations at the
+            dense scale; from the ER_DST code), seeded like the masks.
         redraw: The model already has ER layers: draw fresh masks for it
             (from the current, already sparse weights: entries outside the
             old masks stay zero) instead of raising.
@@ -91,6 +111,8 @@ def sparsify(
     """
     masks_lib.check_sampling(sampling)
     masks_lib.check_flow(flow)
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}.")
     if seed is not None and not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed must be an int or None, got {seed!r}.")
     if any(is_er_layer(layer) for layer in iter_layers(model)):
@@ -121,14 +143,14 @@ def sparsify(
         flow=flow,
     )
     plan = {
-        id(layer): (mask, densities[layer.name], added)
-        for layer, mask, added in zip(chosen, masks, edges)
+        id(layer): (mask, densities[layer.name], added, index)
+        for index, (layer, mask, added) in enumerate(zip(chosen, masks, edges))
     }
 
     def make_layer(layer):
         if id(layer) not in plan:
             return plain_clone(layer)
-        mask, layer_density, added = plan[id(layer)]
+        mask, layer_density, added, _ = plan[id(layer)]
         config = layer.get_config()
         config.update(
             density=layer_density, seed=None, sampling=sampling, flow=flow
@@ -142,8 +164,11 @@ def sparsify(
         if id(old_layer) not in plan:
             copy_all_weights(old_layer, new_layer)
             return
+        mask, layer_density, _, index = plan[id(old_layer)]
         values = old_layer.get_weights()
-        values.append(plan[id(old_layer)][0])
+        if init == "sparse_he_normal":
+            values[0] = sparse_he_normal(mask, layer_density, seed, index)
+        values.append(mask)
         new_layer.set_weights(values)
         new_layer.apply_mask()
 

@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 @pytest.fixture(autouse=True)
 def _clear_keras_session():
     # Fresh layer names (dense, dense_1, ...) in every test.
-    keras.backend.clear_session()
+    keras.backend.clear_session(free_memory=False)
     keras.utils.set_random_seed(0)
     yield
 

@@ -171,6 +171,20 @@ def test_redraw_and_set_masks():
         keras_er.set_masks(sparse, {"nope": np.ones((2, 2))})
 
 
+def test_sparse_he_normal_init_scales_to_the_expected_fan_in():
+    model = mlp(input_dim=400, hidden=(300,), classes=10)
+    sparse = keras_er.sparsify(model, "uniform", 0.05, seed=0,
+                               init="sparse_he_normal")
+    for name, mask in keras_er.get_masks(sparse).items():
+        kernel = to_numpy(sparse.get_layer(name)._kernel)
+        kept = kernel[mask == 1]
+        expected = np.sqrt(2.0 / (mask.shape[0] * 0.05))
+        assert abs(kept.std() / expected - 1) < 4 / np.sqrt(2 * kept.size)
+        assert np.all(kernel[mask == 0] == 0)
+    with pytest.raises(ValueError, match="init must be one of"):
+        keras_er.sparsify(model, init="glorot")
+
+
 def test_sparse_model_trains():
     model = mlp(input_dim=8, hidden=(32,), classes=2)
     sparse = keras_er.sparsify(model, "erk", 0.5, seed=0)
