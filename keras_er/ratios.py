@@ -285,7 +285,8 @@ def get(name):
     key = str(name).lower()
     if key not in METHODS:
         raise ValueError(
-            f"Unknown ratio {name!r}. Use one of {sorted(METHODS)}, a dict "
+            f"Unknown ratio {name!r}. Use one of {sorted(METHODS)}, "
+            "'snip' or 'synflow' (with data=...), a dict "
             "{layer_name: density}, or a callable(shapes, density) -> list."
         )
     return METHODS[key]

@@ -45,7 +45,7 @@ def reset_slots(optimizer, variable, where=None):
         if where is None:
             slot.assign(ops.zeros(slot.shape, slot.dtype))
         else:
-            keep = ops.cast(1 - ops.convert_to_tensor(where), slot.dtype)
+            keep = 1 - ops.cast(ops.convert_to_tensor(where), slot.dtype)
             slot.assign(ops.multiply(slot, keep))
 
 

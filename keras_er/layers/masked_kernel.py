@@ -130,7 +130,11 @@ class MaskedKernelMixin:
         self._tracker.unlock()
         try:
             for name in self._reparam_attributes:
-                delattr(self, name)
+                # Keras' Layer.__delattr__ runs a full gc.collect() per
+                # variable (seconds with TensorFlow loaded); untrack and
+                # delete without it.
+                self._untrack_variable(getattr(self, name))
+                super(keras.layers.Layer, self).__delattr__(name)
             self._reparam_attributes = []
             self.reparameterization = None
             if reparameterization is not None:

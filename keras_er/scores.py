@@ -1,0 +1,570 @@
+"""Pruning-at-initialization scores (SNIP, SynFlow) and ratios borrowed from
+them.
+
+The paper's "ER SNIP" / "ER SynFlow" baselines (Gadhikar et al., 2023) run a
+one-shot pruning method once, keep only the *layerwise densities* it
+produces, and draw a random ER mask with those densities. Here:
+
+* `snip_scores`: ``|w * dL/dw|`` on one batch (Lee et al., 2019).
+* `synflow_scores`: ``|w * dR/dw|`` with every parameter replaced by its
+  absolute value, an all-ones input and ``R`` the sum of the output
+  (Tanaka et al., 2020); `synflow_masks` iterates it (100 rounds, exponential
+  density schedule), which is the actual SynFlow pruning algorithm.
+* `borrowed_densities`: the per-layer densities of the global top-scoring
+  weights; ``keras_er.layer_densities(model, "snip" | "synflow", density,
+  data=...)`` and ``keras_er.sparsify(...)`` route to it.
+* `prune_at_init`: the plain one-shot SNIP / SynFlow masks themselves, as ER
+  layers, for comparison with the random ER masks.
+
+Gradients are taken with the model's variables mapped to given values inside
+a `keras.StatelessScope`, so the model is never modified (BatchNorm moving
+statistics included) and the same code runs on the TensorFlow, JAX and torch
+backends; only the gradient call itself is backend-specific (`_gradients`).
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_er.model_walk import clone_layerwise, iter_layers, select_layers
+from keras_er.ratios import check_density
+
+__all__ = [
+    "METHODS",
+    "borrowed_densities",
+    "prune_at_init",
+    "pruning_masks",
+    "snip_masks",
+    "snip_scores",
+    "synflow_masks",
+    "synflow_scores",
+]
+
+METHODS = ("snip", "synflow")
+
+# Output activations that belong to the loss rather than to the network:
+# SynFlow's R = sum(output) of a softmax is the constant 1 (zero gradient),
+# so the linearized clone uses the logits.
+_OUTPUT_ACTIVATIONS = ("softmax", "log_softmax", "sigmoid")
+
+
+def _gradients(fn, variables, values):
+    """Gradient of the scalar ``fn()`` w.r.t. ``variables`` set to ``values``.
+
+    The variables take ``values`` only inside a `keras.StatelessScope`; they
+    are never assigned.
+
+    Args:
+        fn: A function of no arguments returning a scalar tensor.
+        variables: Keras variables.
+        values: One tensor per variable (same shape).
+
+    Returns:
+        A list of NumPy arrays (zeros where a variable does not affect
+        ``fn``).
+
+    Raises:
+        ValueError: On a backend other than TensorFlow, JAX or torch.
+    """
+    backend = keras.backend.backend()
+
+    def scoped(vals):
+        return keras.StatelessScope(state_mapping=list(zip(variables, vals)))
+
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        vals = [tf.convert_to_tensor(v, dtype=w.dtype) for v, w in
+                zip(values, variables)]
+        with tf.GradientTape() as tape:
+            tape.watch(vals)
+            with scoped(vals):
+                out = fn()
+        grads = tape.gradient(out, vals)
+    elif backend == "jax":
+        import jax
+
+        def pure(vals):
+            with scoped(vals):
+                return fn()
+
+        vals = [ops.convert_to_tensor(v, dtype=w.dtype) for v, w in
+                zip(values, variables)]
+        grads = jax.grad(pure)(vals)
+    elif backend == "torch":
+        import torch
+
+        vals = [
+            ops.convert_to_tensor(v, dtype=w.dtype)
+            .detach()
+            .requires_grad_(True)
+            for v, w in zip(values, variables)
+        ]
+        with scoped(vals):
+            out = fn()
+        grads = torch.autograd.grad(out, vals, allow_unused=True)
+    else:
+        raise ValueError(
+            f"Pruning scores need gradients, which keras_er computes on the "
+            f"TensorFlow, JAX and torch backends; got {backend!r}."
+        )
+    return [
+        np.zeros(tuple(v.shape), dtype=np.float64)
+        if g is None
+        else np.asarray(ops.convert_to_numpy(g), dtype=np.float64)
+        for g, v in zip(grads, variables)
+    ]
+
+
+def _unpack_data(data, method="snip"):
+    if data is None:
+        raise ValueError(
+            f"{method!r} scores need a batch of data: pass data=(x, y)."
+        )
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise ValueError(
+            f"data must be a tuple (x, y) of one batch, got "
+            f"{type(data).__name__}"
+            + (f" of length {len(data)}" if hasattr(data, "__len__") else "")
+            + "."
+        )
+    return data
+
+
+def _loss_function(model, loss):
+    if loss is None:
+        loss = getattr(model, "loss", None)
+        if loss is None:
+            raise ValueError(
+                "SNIP needs a loss: compile the model first or pass loss= "
+                "(e.g. loss='sparse_categorical_crossentropy')."
+            )
+    if isinstance(loss, (dict, list, tuple)):
+        raise ValueError(
+            "SNIP supports a single loss; the model has several. Pass one "
+            "loss function of (y_true, y_pred) as loss=."
+        )
+    try:
+        return keras.losses.get(loss)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"Unknown loss {loss!r}: {error}") from None
+
+
+def _kernel_values(layers):
+    # The raw kernel variable: for ER layers the mask (and any
+    # reparameterization) is applied in the forward pass, so the gradient is
+    # zero outside the mask and those entries score 0.
+    return [layer._kernel for layer in layers]
+
+
+def snip_scores(model, data, *, loss=None, layers=None, training=False):
+    """SNIP connection sensitivity ``|w * dL/dw|`` of every maskable kernel.
+
+    Args:
+        model: A built Keras model (plain or with ER layers; entries outside
+            an ER mask score 0). It is not modified.
+        data: One batch ``(x, y)``.
+        loss: Loss ``fn(y_true, y_pred)`` or its name; default: the loss the
+            model was compiled with.
+        layers: Which maskable layers to score (names, regex or callable, see
+            `keras_er.sparsify`); default all.
+        training: Call the model in training mode (batch statistics in
+            BatchNorm, active dropout). False, the reference default, uses
+            inference mode. Either way no variable of the model changes.
+
+    Returns:
+        ``{layer_name: float64 array of the kernel's shape}``.
+
+    Raises:
+        ValueError: Without ``data``, without a loss, or for a model without
+            maskable layers.
+
+    Example:
+
+    ```python
+    scores = keras_er.scores.snip_scores(model, (x[:256], y[:256]),
+                                         loss="sparse_categorical_crossentropy")
+    ```
+    """
+    x, y = _unpack_data(data)
+    loss_fn = _loss_function(model, loss)
+    chosen = select_layers(model, layers)
+    variables = _kernel_values(chosen)
+    values = [v.value for v in variables]
+
+    def objective():
+        y_pred = model(x, training=training)
+        return ops.mean(loss_fn(y, y_pred))
+
+    grads = _gradients(objective, variables, values)
+    return {
+        layer.name: np.abs(ops.convert_to_numpy(w).astype(np.float64) * g)
+        for layer, w, g in zip(chosen, values, grads)
+    }
+
+
+def _linearized_clone(model, dtype):
+    """SynFlow's network: |parameters|, no output softmax, ``dtype`` compute.
+
+    Products of |w| over many layers overflow float32 in deep networks,
+    hence float64 by default. A reparameterization (e.g. STR) is dropped and
+    its effective kernel copied instead.
+    """
+    from keras_er.layers import is_er_layer
+
+    activation_layers = (keras.layers.Activation, keras.layers.Softmax)
+
+    def make_layer(layer):
+        if isinstance(layer, activation_layers):
+            config = layer.get_config()
+            act = config.get("activation", "softmax")
+            if isinstance(layer, keras.layers.Softmax) or (
+                act in _OUTPUT_ACTIVATIONS
+            ):
+                return keras.layers.Identity(name=layer.name, dtype=dtype)
+        config = layer.get_config()
+        if config.get("activation") in _OUTPUT_ACTIVATIONS:
+            config["activation"] = "linear"
+        if dtype is not None and "dtype" in config:
+            config["dtype"] = dtype
+        if is_er_layer(layer):
+            config["reparameterization"] = None
+        return layer.__class__.from_config(config)
+
+    def copy_weights(old_layer, new_layer):
+        if is_er_layer(old_layer):
+            values = [ops.convert_to_numpy(old_layer.kernel)]
+            if old_layer.bias is not None:
+                values.append(ops.convert_to_numpy(old_layer.bias))
+            values.append(ops.convert_to_numpy(old_layer.mask))
+        else:
+            values = old_layer.get_weights()
+        if len(values) != len(new_layer.weights):
+            return  # e.g. an activation replaced by Identity.
+        new_layer.set_weights([np.abs(np.asarray(v)) for v in values])
+
+    return clone_layerwise(model, make_layer, copy_weights)
+
+
+def _ones_inputs(model, input_shape):
+    if input_shape is not None:
+        shapes = [tuple(input_shape)]
+        if input_shape and isinstance(input_shape[0], (tuple, list)):
+            shapes = [tuple(s) for s in input_shape]
+    else:
+        try:
+            shapes = [tuple(t.shape[1:]) for t in model.inputs]
+        except (AttributeError, ValueError):
+            shapes = [None]
+        if any(s is None or None in s for s in shapes):
+            raise ValueError(
+                "SynFlow feeds an all-ones input, but the model's input shape "
+                "is not fully known. Pass input_shape= (without the batch "
+                "dimension)."
+            )
+    inputs = [np.ones((1,) + tuple(int(d) for d in s), "float32")
+              for s in shapes]
+    return inputs[0] if len(inputs) == 1 else inputs
+
+
+class _SynFlow:
+    """One linearized clone, scored repeatedly under different masks."""
+
+    def __init__(self, model, layers, input_shape, dtype):
+        chosen = select_layers(model, layers)
+        self.names = [layer.name for layer in chosen]
+        self.clone = _linearized_clone(model, dtype)
+        by_name = {layer.name: layer for layer in iter_layers(self.clone)}
+        self.variables = [by_name[name]._kernel for name in self.names]
+        self.magnitudes = [
+            np.asarray(ops.convert_to_numpy(v), dtype=np.float64)
+            for v in self.variables
+        ]
+        self.inputs = _ones_inputs(self.clone, input_shape)
+
+    def scores(self, masks):
+        values = [w * m for w, m in zip(self.magnitudes, masks)]
+
+        def objective():
+            outputs = self.clone(self.inputs, training=False)
+            # R = sum of every output (several for multi-output models).
+            return sum(ops.sum(o) for o in keras.tree.flatten(outputs))
+
+        grads = _gradients(objective, self.variables, values)
+        return [np.abs(v * g) for v, g in zip(values, grads)]
+
+
+def synflow_scores(
+    model, *, masks=None, layers=None, input_shape=None, dtype="float64"
+):
+    """One round of SynFlow scores ``|w * dR/dw|`` (data-free).
+
+    Computed on a clone of ``model`` (the model is untouched) whose
+    parameters, BatchNorm statistics included, are replaced by their absolute
+    values, with BatchNorm and dropout in inference mode and output
+    softmax/sigmoid removed; the input is all ones and
+    ``R = sum(output)``, i.e. ``R = 1^T (prod_l |W_l|) 1`` for an MLP.
+
+    Args:
+        model: A built Sequential or Functional model.
+        masks: Optional ``{layer_name: 0/1 array}`` applied to the kernels
+            first (SynFlow's iterations score the pruned network).
+        layers: Which maskable layers to score; default all.
+        input_shape: Input shape without batch dim, if the model's is not
+            fully known (a list of shapes for several inputs).
+        dtype: Compute dtype of the clone; float64 avoids overflow of the
+            product of magnitudes in deep networks. ``None`` keeps the
+            model's.
+
+    Returns:
+        ``{layer_name: float64 array of the kernel's shape}``.
+
+    Raises:
+        ValueError: For a subclassed model, an unknown input shape, or a
+            model without maskable layers.
+
+    Example:
+
+    ```python
+    scores = keras_er.scores.synflow_scores(model)
+    ```
+    """
+    flow = _SynFlow(model, layers, input_shape, dtype)
+    masks = masks or {}
+    current = [
+        np.asarray(masks.get(name, 1.0), dtype=np.float64)
+        * np.ones_like(w)
+        for name, w in zip(flow.names, flow.magnitudes)
+    ]
+    return dict(zip(flow.names, flow.scores(current)))
+
+
+def _top_k(scores, k, alive=None, per_layer=0):
+    """Global top-``k`` selection; returns one bool mask per layer.
+
+    ``alive`` restricts the candidates (pruned entries never come back);
+    ``per_layer`` entries per layer (its best ones) are kept first, so that
+    no layer is left empty.
+    """
+    sizes = [s.size for s in scores]
+    flat = np.concatenate([np.ravel(s) for s in scores]).astype(np.float64)
+    if alive is not None:
+        flat = np.where(np.concatenate([np.ravel(a) for a in alive]),
+                        flat, -np.inf)
+    keep = np.zeros(flat.size, dtype=bool)
+    offsets = np.cumsum([0] + sizes)
+    if per_layer:
+        for start, stop in zip(offsets[:-1], offsets[1:]):
+            part = flat[start:stop]
+            best = np.argpartition(-part, per_layer - 1)[:per_layer]
+            keep[start + best] = True
+    rest = k - int(keep.sum())
+    if rest > 0:
+        candidates = np.where(keep, -np.inf, flat)
+        # argpartition is O(N) and deterministic for a given input.
+        keep[np.argpartition(-candidates, rest - 1)[:rest]] = True
+    return [
+        keep[start:stop].reshape(s.shape)
+        for start, stop, s in zip(offsets[:-1], offsets[1:], scores)
+    ]
+
+
+def _budget(scores, density):
+    total = sum(s.size for s in scores)
+    return max(1, int(round(density * total)))
+
+
+def snip_masks(model, density, data, *, per_layer=0, **options):
+    """One-shot SNIP: keep the global top-``density`` of `snip_scores`.
+
+    Args:
+        model: A built model.
+        density: Fraction of the scored kernel entries kept.
+        data: One batch ``(x, y)``.
+        per_layer: Keep at least this many entries per layer.
+        **options: ``loss``, ``layers``, ``training`` (see `snip_scores`).
+
+    Returns:
+        ``{layer_name: float32 0/1 array}``.
+    """
+    density = check_density(density)
+    scores = snip_scores(model, data, **options)
+    kept = _top_k(list(scores.values()), _budget(scores.values(), density),
+                  per_layer=per_layer)
+    return {n: m.astype(np.float32) for n, m in zip(scores, kept)}
+
+
+def synflow_masks(
+    model,
+    density,
+    *,
+    rounds=100,
+    layers=None,
+    input_shape=None,
+    dtype="float64",
+    per_layer=0,
+):
+    """Iterative SynFlow pruning (Tanaka et al., 2020).
+
+    ``rounds`` times: score the currently pruned linearized network with
+    `synflow_scores`, then keep the global top ``density ** (r / rounds)``
+    (exponential schedule, ``r = 1..rounds``) among the surviving entries.
+
+    Args:
+        model: A built Sequential or Functional model (not modified).
+        density: Final fraction of the scored kernel entries kept.
+        rounds: Number of prune-rescore rounds (paper: 100).
+        layers: Which maskable layers to prune; default all.
+        input_shape: See `synflow_scores`.
+        dtype: See `synflow_scores`.
+        per_layer: Keep at least this many entries per layer.
+
+    Returns:
+        ``{layer_name: float32 0/1 array}``.
+
+    Raises:
+        ValueError: For bad arguments (see `synflow_scores`).
+    """
+    density = check_density(density)
+    if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) \
+            or rounds < 1:
+        raise ValueError(f"rounds must be a positive int, got {rounds!r}.")
+    flow = _SynFlow(model, layers, input_shape, dtype)
+    alive = [np.ones(w.shape, dtype=bool) for w in flow.magnitudes]
+    for r in range(1, rounds + 1):
+        scores = flow.scores([a.astype(np.float64) for a in alive])
+        k = _budget(scores, density ** (r / rounds))
+        alive = _top_k(scores, k, alive=alive, per_layer=per_layer)
+    return {n: a.astype(np.float32) for n, a in zip(flow.names, alive)}
+
+
+def pruning_masks(model, method, density, data=None, **options):
+    """One-shot pruning masks by ``method`` (``"snip"`` or ``"synflow"``).
+
+    Args:
+        model: A built model.
+        method: ``"snip"`` or ``"synflow"``.
+        density: Overall fraction of the scored kernel entries kept.
+        data: ``(x, y)``; required for SNIP, ignored by SynFlow.
+        **options: Passed to `snip_masks` or `synflow_masks`.
+
+    Returns:
+        ``{layer_name: float32 0/1 array}``.
+
+    Raises:
+        ValueError: For an unknown method or SNIP without data.
+    """
+    key = str(method).lower()
+    if key == "snip":
+        return snip_masks(model, density, data, **options)
+    if key == "synflow":
+        return synflow_masks(model, density, **options)
+    raise ValueError(
+        f"Unknown pruning method {method!r}; use one of {METHODS}."
+    )
+
+
+def borrowed_densities(model, method, layers, density, data=None, **options):
+    """Per-layer densities of the one-shot ``method`` mask ("ER SNIP" etc.).
+
+    The top-scoring entries are chosen globally over ``layers``; every layer
+    keeps at least its best entry, so all densities are in ``(0, 1]`` and
+    the overall density is exactly ``round(density * N) / N``.
+
+    Args:
+        model: A built model.
+        method: ``"snip"`` or ``"synflow"``.
+        layers: The maskable layers (objects or names) to distribute the
+            budget over, in forward order.
+        density: Overall density over those layers.
+        data: ``(x, y)``, required for SNIP.
+        **options: Passed to the scoring method.
+
+    Returns:
+        A list of densities, one per layer.
+
+    Raises:
+        ValueError: As `pruning_masks`.
+    """
+    names = [getattr(layer, "name", layer) for layer in layers]
+    density = check_density(density)
+    if density == 1.0:
+        return [1.0] * len(names)
+    masks = pruning_masks(
+        model, method, density, data=data, layers=names, per_layer=1,
+        **options,
+    )
+    return [float(masks[name].mean()) for name in names]
+
+
+def prune_at_init(model, method, density, data=None, *, layers=None,
+                  **options):
+    """A sparse copy of ``model`` with the one-shot SNIP / SynFlow masks.
+
+    Unlike ``sparsify(model, ratio="snip", ...)``, which only borrows the
+    layer densities and draws random masks, the masks here are the pruning
+    method's own (no flow preservation, so a layer may even be emptied):
+    the comparison baseline for the random ER masks.
+
+    Args:
+        model: A built dense Sequential or Functional model (not modified).
+        method: ``"snip"`` or ``"synflow"``.
+        density: Overall density (1 - sparsity) of the selected layers.
+        data: One batch ``(x, y)``; required for SNIP.
+        layers: Which maskable layers to prune (see `keras_er.sparsify`).
+        **options: Passed to the scoring method (``loss``, ``training`` for
+            SNIP; ``rounds``, ``input_shape``, ``dtype`` for SynFlow).
+
+    Returns:
+        A new model with ER layers whose masks are the pruning masks; its
+        ``sparsify_report`` records the method and the layer densities.
+
+    Raises:
+        ValueError: For bad arguments, an already sparsified model, SNIP
+            without data.
+
+    Example:
+
+    ```python
+    snip = keras_er.prune_at_init(model, "snip", 0.05, data=(x[:256],
+                                                             y[:256]))
+    er_snip = keras_er.sparsify(model, "snip", 0.05, data=(x[:256],
+                                                            y[:256]))
+    ```
+    """
+    from keras_er.layers import is_er_layer
+    from keras_er.sparsify import sparsify
+
+    density = check_density(density)
+    if any(is_er_layer(layer) for layer in iter_layers(model)):
+        raise ValueError(
+            "prune_at_init expects a dense model; this one already has "
+            "keras_er layers. Call keras_er.strip(model) first."
+        )
+    masks = pruning_masks(model, method, density, data=data, layers=layers,
+                          **options)
+    # The config density only seeds a mask that is replaced below; keep it
+    # valid for a layer the method emptied.
+    config_densities = {
+        name: max(float(m.mean()), 1.0 / m.size) for name, m in masks.items()
+    }
+    sparse = sparsify(
+        model, ratio=config_densities, density=density, layers=layers,
+        flow=None, seed=0,
+    )
+    originals = {layer.name: layer for layer in iter_layers(model)}
+    for layer in iter_layers(sparse):
+        if layer.name not in masks or not is_er_layer(layer):
+            continue
+        mask = masks[layer.name]
+        kernel = ops.convert_to_numpy(originals[layer.name].kernel)
+        layer.mask.assign(mask.astype(layer.mask.dtype))
+        layer._kernel.assign((kernel * mask).astype(layer._kernel.dtype))
+    report = sparse.sparsify_report  # A Keras TrackedDict: no kwargs update.
+    report["ratio"] = str(method).lower()
+    report["method"] = f"prune_at_init:{str(method).lower()}"
+    report["densities"] = {n: float(m.mean()) for n, m in masks.items()}
+    report["edges_added"] = {n: 0 for n in masks}
+    report["total_edges_added"] = 0
+    return sparse
+
