@@ -19,13 +19,14 @@ produces, and draw a random ER mask with those densities. Here:
 Gradients are taken with the model's variables mapped to given values inside
 a `keras.StatelessScope`, so the model is never modified (BatchNorm moving
 statistics included) and the same code runs on the TensorFlow, JAX and torch
-backends; only the gradient call itself is backend-specific (`_gradients`).
+backends; only the gradient call itself is backend-specific (`keras_er.gradients`).
 """
 
 import keras
 import numpy as np
 from keras import ops
 
+from keras_er.gradients import gradients
 from keras_er.model_walk import clone_layerwise, iter_layers, select_layers
 from keras_er.ratios import check_density
 
@@ -54,66 +55,20 @@ def _gradients(fn, variables, values):
     The variables take ``values`` only inside a `keras.StatelessScope`; they
     are never assigned.
 
-    Args:
-        fn: A function of no arguments returning a scalar tensor.
-        variables: Keras variables.
-        values: One tensor per variable (same shape).
-
     Returns:
-        A list of NumPy arrays (zeros where a variable does not affect
-        ``fn``).
-
-    Raises:
-        ValueError: On a backend other than TensorFlow, JAX or torch.
+        A list of float64 NumPy arrays (zeros where a variable does not
+        affect ``fn``).
     """
-    backend = keras.backend.backend()
 
-    def scoped(vals):
-        return keras.StatelessScope(state_mapping=list(zip(variables, vals)))
+    def loss_of(tensors):
+        with keras.StatelessScope(state_mapping=list(zip(variables, tensors))):
+            return fn()
 
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        vals = [tf.convert_to_tensor(v, dtype=w.dtype) for v, w in
-                zip(values, variables)]
-        with tf.GradientTape() as tape:
-            tape.watch(vals)
-            with scoped(vals):
-                out = fn()
-        grads = tape.gradient(out, vals)
-    elif backend == "jax":
-        import jax
-
-        def pure(vals):
-            with scoped(vals):
-                return fn()
-
-        vals = [ops.convert_to_tensor(v, dtype=w.dtype) for v, w in
-                zip(values, variables)]
-        grads = jax.grad(pure)(vals)
-    elif backend == "torch":
-        import torch
-
-        vals = [
-            ops.convert_to_tensor(v, dtype=w.dtype)
-            .detach()
-            .requires_grad_(True)
-            for v, w in zip(values, variables)
-        ]
-        with scoped(vals):
-            out = fn()
-        grads = torch.autograd.grad(out, vals, allow_unused=True)
-    else:
-        raise ValueError(
-            f"Pruning scores need gradients, which keras_er computes on the "
-            f"TensorFlow, JAX and torch backends; got {backend!r}."
-        )
-    return [
-        np.zeros(tuple(v.shape), dtype=np.float64)
-        if g is None
-        else np.asarray(ops.convert_to_numpy(g), dtype=np.float64)
-        for g, v in zip(grads, variables)
+    tensors = [
+        ops.convert_to_tensor(v, dtype=w.dtype)
+        for v, w in zip(values, variables)
     ]
+    return [g.astype(np.float64) for g in gradients(loss_of, tensors)]
 
 
 def _unpack_data(data, method="snip"):

@@ -20,13 +20,13 @@ import numpy as np
 from keras import ops
 
 from keras_er.callbacks.optimizer_state import reset_slots, unwrap
+from keras_er.gradients import check_backend, gradients
 from keras_er.mask_io import er_layers
 
 logger = logging.getLogger("keras_er")
 
 _SCHEDULES = ("cosine", "constant")
 _GROW = ("gradient", "random")
-_GRADIENT_BACKENDS = ("tensorflow", "jax", "torch")
 
 
 # ---------------------------------------------------------------------------
@@ -48,50 +48,6 @@ def _unpack_batch(batch):
     # Same convention as `fit`: (x,), (x, y), (x, y, sw) or a bare x.
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
     return _convert(x), _convert(y), _convert(sample_weight)
-
-
-def _gradient_fn(backend_name):
-    """``grad(loss_of, tensors) -> list of gradients`` for a backend."""
-    if backend_name == "tensorflow":
-        import tensorflow as tf
-
-        def grad(loss_of, tensors):
-            with tf.GradientTape() as tape:
-                for tensor in tensors:
-                    tape.watch(tensor)
-                loss = loss_of(tensors)
-            return tape.gradient(
-                loss, tensors,
-                unconnected_gradients=tf.UnconnectedGradients.ZERO,
-            )
-
-        return grad
-    if backend_name == "jax":
-        import jax
-
-        def grad(loss_of, tensors):
-            return jax.grad(lambda ts: loss_of(list(ts)))(tuple(tensors))
-
-        return grad
-    if backend_name == "torch":
-        import torch
-
-        def grad(loss_of, tensors):
-            leaves = [t.detach().clone().requires_grad_(True) for t in tensors]
-            with torch.enable_grad():
-                loss = loss_of(leaves)
-                grads = torch.autograd.grad(loss, leaves, allow_unused=True)
-            return [
-                torch.zeros_like(leaf) if g is None else g
-                for leaf, g in zip(leaves, grads)
-            ]
-
-        return grad
-    raise NotImplementedError(
-        f"Dense gradients are implemented for the {_GRADIENT_BACKENDS} "
-        f"backends, not {backend_name!r}. Use grow='random' (SET), which "
-        "needs no gradient."
-    )
 
 
 def dense_kernel_gradients(model, batch, layers=None, loss=None):
@@ -126,7 +82,6 @@ def dense_kernel_gradients(model, batch, layers=None, loss=None):
     grads = dense_kernel_gradients(model, (x[:256], y[:256]))
     ```
     """
-    grad = _gradient_fn(keras.backend.backend())
     layers = er_layers(model) if layers is None else list(layers)
     x, y, sample_weight = _unpack_batch(batch)
     kwargs = {"training": True} if getattr(
@@ -153,8 +108,7 @@ def dense_kernel_gradients(model, batch, layers=None, loss=None):
         ops.multiply(layer._kernel, ops.cast(layer.mask, layer._kernel.dtype))
         for layer in layers
     ]
-    grads = grad(loss_of, kernels)
-    return [np.asarray(ops.convert_to_numpy(g)) for g in grads]
+    return gradients(loss_of, kernels)
 
 
 class _BatchSource:
@@ -449,8 +403,7 @@ class RiGL(keras.callbacks.Callback):
                     "rewire without data."
                 )
             # Fail now rather than at the first update.
-            if keras.backend.backend() not in _GRADIENT_BACKENDS:
-                _gradient_fn(keras.backend.backend())
+            check_backend()
         self.update_every = int(update_every)
         self.drop_fraction = float(drop_fraction)
         self.end_fraction = float(end_fraction)
