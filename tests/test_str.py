@@ -134,7 +134,7 @@ def test_target_density_reached_frozen_and_folded(digits):
     model = digits_er_model(0.3)
     before = er_masks(model)
     cb = STR(s_init=-4.0, target_density=0.1, s_weight_decay=1.0)
-    cb.install(model)
+    cb.prepare(model)
     compile_sgd(model)
     history = model.fit(x, y, epochs=3, batch_size=128, verbose=0,
                         callbacks=[cb])
@@ -170,7 +170,7 @@ def test_target_never_reached_is_enforced_at_the_end(digits):
     # s = -200: sigmoid(s) is 0 in float32 and s has no gradient, so STR
     # alone prunes nothing here; the final exact shift does it.
     cb = STR(target_density=0.12)
-    cb.install(model)
+    cb.prepare(model)
     compile_sgd(model)
     history = model.fit(x, y, epochs=1, batch_size=256, verbose=0,
                         callbacks=[cb])
@@ -183,7 +183,7 @@ def test_fold_leaves_outputs_unchanged(digits):
     images = x[:64].reshape(-1, 8, 8, 1)
     model = keras_er.sparsify(cnn(input_shape=(8, 8, 1), classes=10), "erk",
                               0.5, seed=0)
-    STR(s_init=-2.5, fold_at_end=False).install(model)
+    STR(s_init=-2.5, fold_at_end=False).prepare(model)
     er_density = np.mean([m.mean() for m in keras_er.get_masks(model).values()])
     # A real threshold (sigmoid(-2.5) = 0.076): folding prunes in the mask.
     assert STR.density(model) < 0.9 * er_density
@@ -208,7 +208,7 @@ def test_digits_str_from_er_reaches_good_accuracy(digits):
     x, x_test, y, y_test = digits
     model = digits_er_model(0.3)  # ER, sparsity 0.7
     cb = STR(s_init=-3.0, target_density=0.1, s_weight_decay=0.1)
-    cb.install(model)
+    cb.prepare(model)
     model.compile(
         optimizer=keras.optimizers.Adam(1e-2),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -231,7 +231,7 @@ def test_frozen_state_survives_keras_save_mid_training(digits, tmp_path):
     model = digits_er_model(0.3)
     cb = STR(s_init=-4.0, target_density=0.15, s_weight_decay=1.0,
              fold_at_end=False)
-    cb.install(model)
+    cb.prepare(model)
     compile_sgd(model)
     model.fit(x, y, epochs=2, batch_size=128, verbose=0, callbacks=[cb])
     layers = er_layers(model)
@@ -255,7 +255,7 @@ def test_frozen_state_survives_keras_save_mid_training(digits, tmp_path):
     s_values = [float(to_numpy(l.str_s)) for l in er_layers(loaded)]
     kernels = [to_numpy(l._kernel) for l in er_layers(loaded)]
     cb2 = STR(target_density=0.15, fold_at_end=False)
-    cb2.install(loaded)
+    cb2.prepare(loaded)
     history = loaded.fit(x, y, epochs=1, batch_size=128, verbose=0,
                          callbacks=[cb2])
     after = er_layers(loaded)
@@ -297,7 +297,7 @@ def test_resumable_with_backup_and_restore(digits, tmp_path):
         keras.backend.clear_session()
         model = digits_er_model(0.3)
         cb = STR(s_init=-4.0, target_density=0.15, s_weight_decay=1.0)
-        cb.install(model)
+        cb.prepare(model)
         compile_sgd(model)
         return model, cb
 
@@ -340,10 +340,10 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="check_every"):
         STR(check_every=0)
     with pytest.raises(ValueError, match="no keras_er layers"):
-        STR().install(mlp())
+        STR().prepare(mlp())
     model = digits_er_model(0.3)
     with pytest.raises(ValueError, match="above the current density"):
-        STR(target_density=0.5).install(model)
+        STR(target_density=0.5).prepare(model)
 
 
 def test_fit_without_install_or_after_compile_raises(digits):
@@ -355,6 +355,6 @@ def test_fit_without_install_or_after_compile_raises(digits):
     # Optimizer already built without the thresholds.
     model.fit(x[:64], y[:64], epochs=1, verbose=0)
     cb = STR()
-    cb.install(model)
+    cb.prepare(model)
     with pytest.raises(ValueError, match="optimizer does not train"):
         model.fit(x[:64], y[:64], epochs=1, verbose=0, callbacks=[cb])

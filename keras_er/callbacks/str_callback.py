@@ -27,7 +27,7 @@ class STR(keras.callbacks.Callback):
     entries can only come from inside the ER mask, so the final mask is a
     subset of the ER mask.
 
-    Usage has two steps: ``STR(...).install(model)`` *before*
+    Usage has two steps: ``STR(...).prepare(model)`` *before*
     ``model.compile`` (the optimizer only trains variables that exist when it
     is built), then pass the same callback to ``model.fit``.
 
@@ -80,7 +80,7 @@ class STR(keras.callbacks.Callback):
     ```python
     sparse = keras_er.sparsify(model, "erk", density=0.3, seed=0)
     str_cb = keras_er.callbacks.STR(s_init=-200.0, target_density=0.04)
-    str_cb.install(sparse)  # before compile
+    str_cb.prepare(sparse)  # before compile
     sparse.compile(keras.optimizers.SGD(0.1, momentum=0.9),
                    "sparse_categorical_crossentropy")
     sparse.fit(x, y, epochs=160, callbacks=[str_cb])
@@ -120,7 +120,7 @@ class STR(keras.callbacks.Callback):
         self.verbose = int(verbose)
         self._batches = 0
 
-    def install(self, model):
+    def prepare(self, model):
         """Installs `SoftThreshold` on every ER layer of ``model``.
 
         Call it before ``model.compile``. Layers that already have a
@@ -205,7 +205,8 @@ class STR(keras.callbacks.Callback):
         if missing:
             raise ValueError(
                 f"STR is not installed on ER layers {missing}. Call "
-                "`str_callback.install(model)` before `model.compile(...)`."
+                "`keras_er.callbacks.STR(...).prepare(model)` before "
+                "`model.compile(...)`."
             )
         return layers
 

@@ -60,7 +60,7 @@ class SoftThreshold(KernelReparameterization):
     """STR: ``mask * sign(w) * relu(|w| - sigmoid(s))`` with learnable ``s``.
 
     Install it on a built ER layer with ``layer.set_reparameterization`` (or
-    on every ER layer of a model with `keras_er.callbacks.STR.install`)
+    on every ER layer of a model with `keras_er.callbacks.STR.prepare`)
     *before* ``model.compile``.
 
     Args:
