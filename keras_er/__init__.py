@@ -6,9 +6,20 @@ flow preservation) -> ``layers`` (ERDense, ERConv2D) -> ``sparsify`` ->
 """
 
 from keras_er import callbacks, data, masks, models, ratios
+from keras_er import plot, theory  # matplotlib loads only when plotting
 from keras_er.densities import layer_densities
-from keras_er.export import export
-from keras_er.layers import ERConv2D, ERDense
+from keras_er.export import export, gzipped_size
+from keras_er.layers import (
+    ERConv1D,
+    ERConv2D,
+    ERConv2DTranspose,
+    ERConv3D,
+    ERDense,
+    ERDepthwiseConv2D,
+    EREinsumDense,
+    ERMultiHeadAttention,
+    ERSeparableConv2D,
+)
 from keras_er.mask_io import get_masks, set_masks
 from keras_er.scores import prune_at_init
 from keras_er.sparsify import sparsify
@@ -18,11 +29,19 @@ from keras_er.summary import summary
 __version__ = "0.1.0"
 
 __all__ = [
+    "ERConv1D",
     "ERConv2D",
+    "ERConv2DTranspose",
+    "ERConv3D",
     "ERDense",
+    "ERDepthwiseConv2D",
+    "EREinsumDense",
+    "ERMultiHeadAttention",
+    "ERSeparableConv2D",
     "callbacks",
     "data",
     "export",
+    "gzipped_size",
     "get_masks",
     "layer_densities",
     "masks",

@@ -4,16 +4,20 @@ import keras
 import numpy as np
 
 from keras_er.layers import is_er_layer
-from keras_er.model_walk import iter_layers
+from keras_er.model_walk import iter_maskable
 
 
 def er_layers(model):
     """The ER layers of ``model`` (nested models included), forward order.
 
+    A layer with several masked kernels (`ERSeparableConv2D`,
+    `ERMultiHeadAttention`) contributes one ER sublayer per kernel, named
+    ``"<layer>.<role>"``.
+
     Raises:
         ValueError: If the model has no ER layer.
     """
-    found = [layer for layer in iter_layers(model) if is_er_layer(layer)]
+    found = [layer for layer in iter_maskable(model) if is_er_layer(layer)]
     if not found:
         raise ValueError(
             "The model has no keras_er layers. Call keras_er.sparsify(model, "

@@ -10,6 +10,14 @@ A kernel of shape ``(..., n_in, n_out)`` (Dense ``(n_in, n_out)``, Conv2D
 "any" over the leading (spatial) dims. A unit with zero in-degree (an output
 that receives nothing) or zero out-degree (an input that feeds nothing) is
 dead; flow preservation (paper, appendix A.1) repairs them.
+
+Other layouts name their unit axes with ``axes=(in_axes, out_axes)``: the
+input units are indexed by the ``in_axes`` dims, the output units by the
+``out_axes`` dims, and every other dim is a position that is reduced by
+"any". Conv2DTranspose ``(kh, kw, c_out, c_in)`` uses ``((-1,), (-2,))``;
+DepthwiseConv2D ``(kh, kw, c_in, m)`` uses ``((), (-2, -1))`` (each output
+channel has one input channel, so only its ``kh * kw`` taps form its fan-in).
+A ``ratios.KernelShape`` carries its axes, and ``draw_masks`` reads them.
 """
 
 import numpy as np
@@ -86,43 +94,92 @@ def draw_mask(shape, density, rng, sampling="bernoulli"):
     return flat.reshape(shape)
 
 
-def _unit_view(mask):
-    """Views a kernel mask as ``(positions, n_in, n_out)``."""
-    return mask.reshape((-1,) + mask.shape[-2:])
+DEFAULT_AXES = ((-2,), (-1,))
 
 
-def dead_units(mask):
+def _check_axes(ndim, axes):
+    """``axes`` as non-negative ``(in_axes, out_axes)`` tuples of ints."""
+    if axes is None:
+        axes = DEFAULT_AXES
+    in_axes, out_axes = (tuple(int(a) for a in group) for group in axes)
+    normalized = []
+    for group in (in_axes, out_axes):
+        for axis in group:
+            if not -ndim <= axis < ndim:
+                raise ValueError(
+                    f"Unit axis {axis} is out of range for a kernel of rank "
+                    f"{ndim}."
+                )
+        normalized.append(tuple(a % ndim for a in group))
+    in_axes, out_axes = normalized
+    if not out_axes or len(set(in_axes + out_axes)) != len(in_axes + out_axes):
+        raise ValueError(
+            f"Unit axes {axes} must name distinct axes and at least one "
+            "output axis."
+        )
+    return in_axes, out_axes
+
+
+def _to_units(mask, axes=None):
+    """A copy of ``mask`` laid out as ``(positions, n_in, n_out)``.
+
+    Returns the view and the permutation that ``_from_units`` undoes.
+    """
+    mask = np.asarray(mask)
+    in_axes, out_axes = _check_axes(mask.ndim, axes)
+    rest = [a for a in range(mask.ndim) if a not in in_axes + out_axes]
+    order = rest + list(in_axes) + list(out_axes)
+    moved = np.transpose(mask, order)
+    n_in = int(np.prod([mask.shape[a] for a in in_axes]))
+    n_out = int(np.prod([mask.shape[a] for a in out_axes]))
+    return np.array(moved.reshape(-1, n_in, n_out)), (order, moved.shape)
+
+
+def _from_units(view, layout):
+    """Inverse of ``_to_units``: the mask in the kernel's own layout."""
+    order, moved_shape = layout
+    return np.transpose(view.reshape(moved_shape), np.argsort(order))
+
+
+def _dead(view):
+    dead_outputs = np.flatnonzero(view.sum(axis=(0, 1)) == 0)
+    dead_inputs = np.flatnonzero(view.sum(axis=(0, 2)) == 0)
+    return dead_inputs, dead_outputs
+
+
+def dead_units(mask, axes=None):
     """Finds units without flow.
 
     Args:
         mask: A 0/1 array of shape ``(..., n_in, n_out)``.
+        axes: Optional ``(in_axes, out_axes)`` for other layouts (see the
+            module doc); default the last two dims.
 
     Returns:
         ``(dead_inputs, dead_outputs)``: index arrays of input units with zero
-        out-degree and output units with zero in-degree.
+        out-degree and output units with zero in-degree (flat indices over
+        the ``in_axes`` / ``out_axes`` dims).
     """
-    view = _unit_view(np.asarray(mask))
-    dead_outputs = np.flatnonzero(view.sum(axis=(0, 1)) == 0)
-    dead_inputs = np.flatnonzero(view.sum(axis=(0, 2)) == 0)
-    return dead_inputs, dead_outputs
+    view, _ = _to_units(mask, axes)
+    return _dead(view)
 
 
 def _add_edges(view, rng):
     """Switches on one random edge for every dead output, then input."""
     added = 0
     positions, n_in, n_out = view.shape
-    _, dead_outputs = dead_units(view)
+    _, dead_outputs = _dead(view)
     for j in dead_outputs:
         view[rng.integers(positions), rng.integers(n_in), j] = 1.0
         added += 1
-    dead_inputs, _ = dead_units(view)
+    dead_inputs, _ = _dead(view)
     for i in dead_inputs:
         view[rng.integers(positions), i, rng.integers(n_out)] = 1.0
         added += 1
     return added
 
 
-def preserve_flow(mask, density, rng, method="addition"):
+def preserve_flow(mask, density, rng, method="addition", axes=None):
     """Repairs a mask so that every unit has in- and out-degree >= 1.
 
     Args:
@@ -137,6 +194,8 @@ def preserve_flow(mask, density, rng, method="addition"):
             fan-out of dead units from Bernoulli(``density``) until they are
             alive (after 100 failed redraws a unit gets one added edge).
             ``None`` returns the mask unchanged.
+        axes: Optional ``(in_axes, out_axes)`` naming the unit dims of other
+            kernel layouts (see the module doc); default the last two dims.
 
     Returns:
         ``(new_mask, edges_added)`` where ``edges_added`` is the change in the
@@ -151,23 +210,24 @@ def preserve_flow(mask, density, rng, method="addition"):
     if method is None:
         return mask, 0
     before = int(mask.sum())
-    view = _unit_view(mask)
+    view, layout = _to_units(mask, axes)
     if method == "addition":
         _add_edges(view, rng)
     else:
         density = check_density(density)
         for _ in range(_MAX_REDRAWS):
-            dead_inputs, dead_outputs = dead_units(view)
+            dead_inputs, dead_outputs = _dead(view)
             if len(dead_inputs) == 0 and len(dead_outputs) == 0:
                 break
             if len(dead_outputs):
                 shape = (view.shape[0], view.shape[1], len(dead_outputs))
                 view[:, :, dead_outputs] = rng.random(shape) < density
-            dead_inputs, _ = dead_units(view)
+            dead_inputs, _ = _dead(view)
             if len(dead_inputs):
                 shape = (view.shape[0], len(dead_inputs), view.shape[2])
                 view[:, dead_inputs, :] = rng.random(shape) < density
         _add_edges(view, rng)
+    mask = np.ascontiguousarray(_from_units(view, layout), dtype=np.float32)
     return mask, int(mask.sum()) - before
 
 
@@ -177,7 +237,9 @@ def draw_masks(
     """Draws one flow-preserving random mask per layer.
 
     Args:
-        shapes: List of kernel shapes in forward order.
+        shapes: List of kernel shapes in forward order. A
+            `keras_er.ratios.KernelShape` also gives its unit axes to flow
+            preservation (plain tuples use the last two dims).
         densities: One density per layer (e.g. from ``keras_er.ratios``).
         seed: Integer seed; layer ``i`` uses
             ``numpy.random.default_rng([seed, i])``.
@@ -203,7 +265,9 @@ def draw_masks(
     for index, (shape, density) in enumerate(zip(shapes, densities)):
         rng = layer_rng(seed, index)
         mask = draw_mask(shape, density, rng, sampling)
-        mask, edges = preserve_flow(mask, density, rng, flow)
+        mask, edges = preserve_flow(
+            mask, density, rng, flow, axes=getattr(shape, "axes", None)
+        )
         masks.append(mask)
         added.append(edges)
     return masks, added

@@ -1,38 +1,184 @@
-"""Finding maskable layers in a model and cloning a model layer by layer."""
+"""Finding maskable layers in a model and cloning a model layer by layer.
+
+The unit of masking is one kernel. Most layers have one; a
+`SeparableConv2D` or `MultiHeadAttention` has several, each a *role*. In a
+sparsified model every role is an ER sublayer (``"<layer>.<role>"``); in a
+plain model `iter_maskable` yields a `KernelSlot` for it, a light view that
+looks like a layer (``name``, ``_kernel``, ``kernel``, ``bias``) to the
+ratio, scoring and summary code.
+"""
 
 import keras
 
-from keras_er.layers import ER_LAYER_FOR, is_er_layer
+from keras_er.layers import (
+    ER_LAYER_FOR,
+    is_composite_type,
+    is_er_composite,
+    is_er_layer,
+)
+from keras_er.masks import DEFAULT_AXES
+from keras_er.ratios import KernelShape
+
+
+def _is_graph_model(model):
+    # Keras exposes no public name for Functional models.
+    from keras.src.models.functional import Functional
+
+    return isinstance(model, (keras.Sequential, Functional))
+
+
+def _children(container):
+    if isinstance(container, keras.Model):
+        return container.layers
+    return list(getattr(container, "_layers", ()))
 
 
 def iter_layers(model):
     """Yields every leaf layer of ``model`` once, in forward order.
 
     Nested models (Sequential or Functional) are entered recursively; a layer
-    shared between several call sites is yielded once.
+    shared between several call sites is yielded once. Inside a subclassed
+    model, custom layers that hold other layers are entered too (their
+    sublayers can be converted in place, see ``sparsify(in_place=True)``);
+    in a Sequential/Functional model they are leaves. Layers with several
+    kernels (SeparableConv2D, MultiHeadAttention and their ER versions) are
+    leaves: `iter_maskable` splits them into kernels.
     """
     seen = set()
 
-    def walk(container):
-        for layer in container.layers:
+    def walk(container, subclassed):
+        for layer in _children(container):
             if id(layer) in seen:
                 continue
             seen.add(id(layer))
             if isinstance(layer, keras.Model):
-                yield from walk(layer)
+                yield from walk(layer, not _is_graph_model(layer))
+            elif (
+                subclassed
+                and _children(layer)
+                and not is_er_composite(layer)
+                and not is_composite_type(type(layer))
+            ):
+                yield from walk(layer, True)
             else:
                 yield layer
 
-    yield from walk(model)
+    yield from walk(model, not _is_graph_model(model))
+
+
+class KernelSlot:
+    """One kernel of a plain Keras layer that has several (a view).
+
+    Looks like a maskable layer to keras_er's ratio, scoring and summary
+    code: ``name`` is ``"<layer name>.<role>"`` (the name of the ER sublayer
+    `keras_er.sparsify` makes for it), ``_kernel`` and ``kernel`` are the
+    kernel variable, ``bias`` its bias (or None). Other attributes are read
+    from ``holder``, the layer that applies the kernel (the projection
+    sublayer of a MultiHeadAttention, the SeparableConv2D itself).
+
+    Attributes:
+        owner: The Keras layer (e.g. a `keras.layers.MultiHeadAttention`).
+        role: The kernel's role (``"query"``, ``"depthwise"``, ...).
+        unit_axes: ``(in_axes, out_axes)`` of the kernel.
+    """
+
+    built = True
+
+    def __init__(self, owner, role, kernel, bias, unit_axes, holder=None):
+        self.owner = owner
+        self.holder = owner if holder is None else holder
+        self.role = role
+        self.name = f"{owner.name}.{role}"
+        self._kernel = kernel
+        self.kernel = kernel
+        self.bias = bias
+        self.unit_axes = unit_axes
+
+    @property
+    def key(self):
+        """Identifies the kernel across several walks of the same model."""
+        return (id(self.owner), self.role)
+
+    def __getattr__(self, name):
+        if name.startswith("__") or name == "holder":
+            raise AttributeError(name)
+        return getattr(self.holder, name)
+
+    def __repr__(self):
+        return f"<KernelSlot {self.name} of {type(self.owner).__name__}>"
+
+
+def unit_key(unit):
+    """A key for a maskable unit that is stable across walks."""
+    return unit.key if isinstance(unit, KernelSlot) else id(unit)
+
+
+def iter_maskable(model):
+    """Yields every maskable kernel of ``model`` once, in forward order.
+
+    Single-kernel layers (plain or ER) are yielded as themselves; an ER
+    layer with several kernels yields its sublayers (ER, or plain for a
+    role kept dense); a plain layer with several kernels yields one
+    `KernelSlot` per kernel (the layer itself while it is unbuilt, so that
+    `kernel_shape` can say so).
+    """
+    for layer in iter_layers(model):
+        if is_er_composite(layer):
+            if not layer.built:
+                yield layer
+                continue
+            for _, unit in layer.er_units():
+                if is_maskable(unit):
+                    yield unit
+        elif is_composite_type(type(layer)):
+            if not layer.built:
+                yield layer
+                continue
+            er_class = ER_LAYER_FOR[type(layer)]
+            for role, kernel, bias, axes, holder in er_class.plain_kernels(
+                layer
+            ):
+                yield KernelSlot(layer, role, kernel, bias, axes, holder)
+        elif is_maskable(layer):
+            yield layer
 
 
 def is_maskable(layer):
     """Whether ``sparsify`` can mask ``layer`` (or it already has a mask)."""
-    return type(layer) in ER_LAYER_FOR or is_er_layer(layer)
+    if isinstance(layer, KernelSlot) or is_er_layer(layer):
+        return True
+    if type(layer) is keras.layers.EinsumDense and layer.built:
+        # A rank-1 kernel (a per-feature scale) has no fan-in/fan-out.
+        return len(layer._kernel.shape) >= 2
+    return type(layer) in ER_LAYER_FOR or is_er_composite(layer)
+
+
+def kernel_axes(layer):
+    """``(in_axes, out_axes)`` of a maskable unit's kernel."""
+    if isinstance(layer, KernelSlot) or is_er_layer(layer):
+        return layer.unit_axes
+    er_class = ER_LAYER_FOR.get(type(layer))
+    if er_class is not None and hasattr(er_class, "unit_axes_for"):
+        return er_class.unit_axes_for(layer)
+    return DEFAULT_AXES
+
+
+def kernel_variable(layer):
+    """The kernel variable of a maskable unit (before any mask).
+
+    ``_kernel`` for ER layers and for Keras layers whose ``kernel`` is a
+    property (Dense, Conv, EinsumDense); ``kernel`` for the Keras layers that
+    store it directly (DepthwiseConv2D, Conv2DTranspose).
+    """
+    variable = getattr(layer, "_kernel", None)
+    return layer.kernel if variable is None else variable
 
 
 def kernel_shape(layer):
-    """The shape of a built layer's kernel.
+    """The shape of a built layer's kernel, as a `ratios.KernelShape`.
+
+    The shape also carries the kernel's unit axes (see
+    `keras_er.ratios.KernelShape`); it compares equal to a plain tuple.
 
     Raises:
         ValueError: If the layer is not built yet.
@@ -43,7 +189,8 @@ def kernel_shape(layer):
             "unknown. Give the model an input shape first (start it with "
             "`keras.Input(shape)`, or call `model.build(input_shape)`)."
         )
-    return tuple(int(s) for s in layer._kernel.shape)
+    in_axes, out_axes = kernel_axes(layer)
+    return KernelShape(kernel_variable(layer).shape, in_axes, out_axes)
 
 
 def select_layers(model, layers=None):
@@ -64,7 +211,7 @@ def select_layers(model, layers=None):
     """
     import re
 
-    candidates = [layer for layer in iter_layers(model) if is_maskable(layer)]
+    candidates = list(iter_maskable(model))
     if layers is None:
         chosen = candidates
     elif callable(layers):
@@ -118,9 +265,11 @@ def clone_layerwise(model, make_layer, copy_weights):
         raise ValueError(
             f"Cannot rebuild the subclassed model {type(model).__name__!r}: "
             "keras_er replaces layers by cloning Sequential and Functional "
-            "models. Build your subclassed model with keras_er layers "
-            "directly (e.g. `keras_er.ERDense(units, density=0.1)` instead "
-            "of `keras.layers.Dense(units)`), or express it as a Functional "
+            "models. For a built subclassed model pass `in_place=True` "
+            "(`keras_er.sparsify(model, ..., in_place=True)` converts its "
+            "layers in place), build it with keras_er layers directly (e.g. "
+            "`keras_er.ERDense(units, density=0.1)` instead of "
+            "`keras.layers.Dense(units)`), or express it as a Functional "
             "model."
         )
     pairs = []
@@ -136,6 +285,165 @@ def clone_layerwise(model, make_layer, copy_weights):
     for old_layer, new_layer in pairs:
         copy_weights(old_layer, new_layer)
     return new_model
+
+
+def convert_in_place(model, should_replace, make_layer, copy_weights):
+    """Replaces layers of a built subclassed model, in place.
+
+    Every attribute of the model, and of the custom layers it holds, that
+    refers to a layer with ``should_replace(layer)`` (directly, or inside a
+    list, tuple or dict) is pointed at ``make_layer(layer)``, built like the
+    old layer and filled by ``copy_weights(old_layer, new_layer)``. A layer
+    referenced from several places (shared) is replaced by one new layer.
+    Nested Sequential/Functional models are replaced by a clone made with
+    the same functions (their graph does not read attributes).
+
+    Nothing is changed unless every layer to replace is found.
+
+    Args:
+        model: A built subclassed `keras.Model`.
+        should_replace: ``fn(leaf_layer) -> bool``.
+        make_layer: ``fn(layer) -> new_layer`` (unbuilt).
+        copy_weights: ``fn(old_layer, new_layer)`` once the new layer is
+            built.
+
+    Returns:
+        The number of layers replaced (a cloned nested model counts once).
+
+    Raises:
+        ValueError: For a Sequential/Functional model (use a clone), an
+            unbuilt model or layer, or a layer that is tracked but not
+            referenced from an attribute (so it cannot be swapped).
+    """
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            f"Expected a keras.Model, got {type(model).__name__}."
+        )
+    if _is_graph_model(model):
+        raise ValueError(
+            "in_place=True is for subclassed models. A Sequential or "
+            "Functional model is rebuilt as a new model: call without "
+            "in_place."
+        )
+    if not model.built:
+        raise ValueError(
+            f"The subclassed model {type(model).__name__!r} is not built. "
+            "Call it once on a batch (or `model.build(input_shape)`) first, "
+            "so that every layer has its weights."
+        )
+    replacements = {}  # id(old) -> (old, new)
+
+    def replacement(layer):
+        if id(layer) in replacements:
+            return replacements[id(layer)][1]
+        new = None
+        if isinstance(layer, keras.Model) and _is_graph_model(layer):
+            if any(should_replace(leaf) for leaf in iter_layers(layer)):
+                new = clone_layerwise(layer, make_layer, copy_weights)
+        elif should_replace(layer):
+            build_config = layer.get_build_config() if layer.built else None
+            if build_config is None:
+                raise ValueError(
+                    f"Layer {layer.name!r} is not built (or was built "
+                    "without a recorded input shape), so keras_er cannot "
+                    "build its replacement. Call the model on a batch "
+                    "first."
+                )
+            new = make_layer(layer)
+            new.build_from_config(build_config)
+            copy_weights(layer, new)
+        replacements[id(layer)] = (layer, new)
+        return new
+
+    def swap(value):
+        """``(new value, changed)`` for an attribute value or container."""
+        if isinstance(value, keras.layers.Layer):
+            new = replacement(value)
+            return (value, False) if new is None else (new, True)
+        if isinstance(value, (list, tuple)):
+            items = [swap(v) for v in value]
+            if not any(changed for _, changed in items):
+                return value, False
+            if isinstance(value, list):
+                return [v for v, _ in items], True
+            return type(value)(v for v, _ in items), True
+        if isinstance(value, dict):
+            items = {k: swap(v) for k, v in value.items()}
+            if not any(changed for _, changed in items.values()):
+                return value, False
+            return {k: v for k, (v, _) in items.items()}, True
+        return value, False
+
+    # Phase 1: find every reference and make the new layers.
+    edits = []  # (owner, attribute, old value, new value)
+    owners, queue, seen = [], [model], set()
+    while queue:
+        owner = queue.pop(0)
+        if id(owner) in seen:
+            continue
+        seen.add(id(owner))
+        owners.append(owner)
+        for name, value in list(vars(owner).items()):
+            if name in ("_layers", "_tracker") or name.startswith("_self_"):
+                continue
+            new_value, changed = swap(value)
+            if changed:
+                edits.append((owner, name, value, new_value))
+        for child in _children(owner):
+            if isinstance(child, keras.Model) and _is_graph_model(child):
+                continue  # Replaced whole, or left alone.
+            if id(child) in replacements and replacements[id(child)][1]:
+                continue
+            if isinstance(child, keras.Model) or _children(child):
+                queue.append(child)
+    missing = [
+        child.name
+        for owner in owners
+        for child in _children(owner)
+        if id(child) not in replacements
+        and (
+            should_replace(child)
+            or (
+                isinstance(child, keras.Model)
+                and _is_graph_model(child)
+                and any(should_replace(leaf) for leaf in iter_layers(child))
+            )
+        )
+    ]
+    if missing:
+        raise ValueError(
+            f"Cannot convert layers {missing} in place: they are tracked by "
+            "the model but not held in an attribute (or a list, tuple or "
+            "dict attribute) that keras_er can reassign. Build the model "
+            "with keras_er layers directly instead."
+        )
+    # Phase 2: point the attributes and the trackers at the new layers.
+    for owner in owners:
+        tracker = getattr(owner, "_tracker", None)
+        for child in list(_children(owner)):
+            old, new = replacements.get(id(child), (None, None))
+            if new is not None and tracker is not None:
+                if tracker.is_in_store("layers", old):
+                    tracker.replace_tracked_value("layers", old, new)
+    for owner, name, old_value, new_value in edits:
+        if isinstance(old_value, list):
+            # Keep the (tracked) list object: reassign its items.
+            list.__setitem__(old_value, slice(None), new_value)
+        elif isinstance(old_value, dict):
+            for key, value in new_value.items():
+                dict.__setitem__(old_value, key, value)
+        else:
+            was_locked = getattr(owner, "_tracker", None) is not None and (
+                owner._tracker.locked
+            )
+            if was_locked:
+                owner._tracker.unlock()
+            try:
+                setattr(owner, name, new_value)
+            finally:
+                if was_locked:
+                    owner._tracker.lock()
+    return sum(1 for _, new in replacements.values() if new is not None)
 
 
 def _is_cloneable(model):

@@ -27,6 +27,7 @@ import numpy as np
 
 __all__ = [
     "METHODS",
+    "KernelShape",
     "balanced",
     "er",
     "erk",
@@ -35,6 +36,68 @@ __all__ = [
     "pyramidal",
     "uniform",
 ]
+
+
+class KernelShape(tuple):
+    """A kernel shape that also names its input and output unit axes.
+
+    A plain tuple; ``in_axes`` / ``out_axes`` say which dims index the input
+    and output units (neurons, channels) when the layout is not
+    ``(..., n_in, n_out)``: Conv2DTranspose ``(kh, kw, c_out, c_in)`` has
+    ``in_axes=(-1,)``, ``out_axes=(-2,)``; DepthwiseConv2D
+    ``(kh, kw, c_in, m)`` has ``in_axes=()``, ``out_axes=(-2, -1)`` (each
+    output channel sees one input channel). ``er`` uses ``n_in`` and
+    ``n_out``; flow preservation (`keras_er.masks`) uses the axes; ERK and
+    the other methods use the dims alone.
+
+    Args:
+        shape: The kernel shape.
+        in_axes: Axes of the input units (default ``(-2,)``).
+        out_axes: Axes of the output units (default ``(-1,)``).
+
+    Example:
+
+    >>> s = KernelShape((3, 3, 16, 8), in_axes=(-1,), out_axes=(-2,))
+    >>> s.n_in, s.n_out
+    (8, 16)
+    """
+
+    def __new__(cls, shape, in_axes=(-2,), out_axes=(-1,)):
+        self = super().__new__(cls, (int(d) for d in shape))
+        self.in_axes = tuple(int(a) for a in in_axes)
+        self.out_axes = tuple(int(a) for a in out_axes)
+        return self
+
+    def __getnewargs__(self):
+        return (tuple(self), self.in_axes, self.out_axes)
+
+    @property
+    def axes(self):
+        """``(in_axes, out_axes)``."""
+        return self.in_axes, self.out_axes
+
+    @property
+    def n_in(self):
+        """Number of input units (1 when no axis indexes them)."""
+        return int(np.prod([self[a] for a in self.in_axes]))
+
+    @property
+    def n_out(self):
+        """Number of output units."""
+        return int(np.prod([self[a] for a in self.out_axes]))
+
+    def __repr__(self):
+        return (
+            f"KernelShape({tuple(self)}, in_axes={self.in_axes}, "
+            f"out_axes={self.out_axes})"
+        )
+
+
+def _units(shape):
+    """``(n_in, n_out)`` of a shape; plain tuples use the last two dims."""
+    if isinstance(shape, KernelShape):
+        return shape.n_in, shape.n_out
+    return shape[-2], shape[-1]
 
 
 def check_density(density, name="density"):
@@ -131,7 +194,9 @@ def er(shapes, density):
 
     ``n_in, n_out`` are the last two kernel dims (for a convolution, the input
     and output channels; the kernel size is ignored, as in the dense-layer
-    form). Layers capped at density 1 are redistributed.
+    form), or the unit counts of a `KernelShape` (e.g. ``c_in`` and ``c_out``
+    of a transposed conv, ``d`` and ``heads * key_dim`` of an attention
+    projection). Layers capped at density 1 are redistributed.
 
     Args:
         shapes: List of kernel shapes.
@@ -147,7 +212,8 @@ def er(shapes, density):
     """
     density = check_density(density)
     sizes = _sizes(shapes)
-    raw = [(s[-2] + s[-1]) / (s[-2] * s[-1]) for s in shapes]
+    raw = [(n_in + n_out) / (n_in * n_out)
+           for n_in, n_out in map(_units, shapes)]
     return _scaled(raw, sizes, density)
 
 

@@ -27,7 +27,12 @@ import numpy as np
 from keras import ops
 
 from keras_er.gradients import gradients
-from keras_er.model_walk import clone_layerwise, iter_layers, select_layers
+from keras_er.model_walk import (
+    clone_layerwise,
+    iter_maskable,
+    kernel_variable,
+    select_layers,
+)
 from keras_er.ratios import check_density
 
 __all__ = [
@@ -109,7 +114,7 @@ def _kernel_values(layers):
     # The raw kernel variable: for ER layers the mask (and any
     # reparameterization) is applied in the forward pass, so the gradient is
     # zero outside the mask and those entries score 0.
-    return [layer._kernel for layer in layers]
+    return [kernel_variable(layer) for layer in layers]
 
 
 def snip_scores(model, data, *, loss=None, layers=None, training=False):
@@ -229,8 +234,10 @@ class _SynFlow:
         chosen = select_layers(model, layers)
         self.names = [layer.name for layer in chosen]
         self.clone = _linearized_clone(model, dtype)
-        by_name = {layer.name: layer for layer in iter_layers(self.clone)}
-        self.variables = [by_name[name]._kernel for name in self.names]
+        by_name = {layer.name: layer for layer in iter_maskable(self.clone)}
+        self.variables = [
+            kernel_variable(by_name[name]) for name in self.names
+        ]
         self.magnitudes = [
             np.asarray(ops.convert_to_numpy(v), dtype=np.float64)
             for v in self.variables
@@ -491,7 +498,7 @@ def prune_at_init(model, method, density, data=None, *, layers=None,
     from keras_er.sparsify import sparsify
 
     density = check_density(density)
-    if any(is_er_layer(layer) for layer in iter_layers(model)):
+    if any(is_er_layer(layer) for layer in iter_maskable(model)):
         raise ValueError(
             "prune_at_init expects a dense model; this one already has "
             "keras_er layers. Call keras_er.strip(model) first."
@@ -507,8 +514,8 @@ def prune_at_init(model, method, density, data=None, *, layers=None,
         model, ratio=config_densities, density=density, layers=layers,
         flow=None, seed=0,
     )
-    originals = {layer.name: layer for layer in iter_layers(model)}
-    for layer in iter_layers(sparse):
+    originals = {layer.name: layer for layer in iter_maskable(model)}
+    for layer in iter_maskable(sparse):
         if layer.name not in masks or not is_er_layer(layer):
             continue
         mask = masks[layer.name]

@@ -6,28 +6,45 @@ import numpy as np
 
 from keras_er import masks as masks_lib
 from keras_er.densities import layer_densities, resolve_dense_layers
-from keras_er.layers import ER_LAYER_FOR, is_er_layer
+from keras_er.distribute import scope_of_model
+from keras_er.layers import (
+    ER_LAYER_FOR,
+    is_composite_type,
+    is_er_composite,
+    is_er_layer,
+)
 from keras_er.model_walk import (
     clone_layerwise,
+    convert_in_place,
     copy_all_weights,
     iter_layers,
     kernel_shape,
     plain_clone,
     select_layers,
+    unit_key,
 )
 
 logger = logging.getLogger("keras_er")
 
+
+def _to_numpy(value):
+    import keras
+
+    return np.asarray(keras.ops.convert_to_numpy(value))
+
 INITS = ("keep", "sparse_he_normal")
 
 
-def sparse_he_normal(mask, density, seed, index):
+def sparse_he_normal(mask, density, seed, index, fan_in=None):
     """He-normal kernel for the expected sparse fan-in, zero outside ``mask``.
 
-    ``std = sqrt(2 / (fan_in * density))`` with ``fan_in`` the product of all
-    kernel dims but the last; drawn from ``default_rng([seed, index, 1])``.
+    ``std = sqrt(2 / (fan_in * density))`` with ``fan_in`` by default the
+    product of all kernel dims but the last (give it for other layouts:
+    ``N / n_out``); drawn from ``default_rng([seed, index, 1])``.
     """
-    fan_in = float(np.prod(mask.shape[:-1]))
+    if fan_in is None:
+        fan_in = float(np.prod(mask.shape[:-1]))
+    fan_in = float(fan_in)
     std = np.sqrt(2.0 / (fan_in * density))
     rng = np.random.default_rng([int(seed), int(index), 1])
     return (rng.standard_normal(mask.shape) * std).astype(np.float32) * mask
@@ -45,16 +62,19 @@ def sparsify(
     dense_layers=(),
     redraw=False,
     init="keep",
+    in_place=False,
     **options,
 ):
     """Returns a copy of ``model`` whose weight layers carry random ER masks.
 
-    Every selected Dense/Conv2D layer is replaced by its ER layer
-    (`keras_er.ERDense`, `keras_er.ERConv2D`) with the same config and
+    Every selected weight layer is replaced by its ER layer (`ERDense`,
+    `ERConv1D/2D/3D`, `ERConv2DTranspose`, `ERDepthwiseConv2D`,
+    `EREinsumDense`; `ERSeparableConv2D` and `ERMultiHeadAttention` mask each
+    of their kernels, named ``"<layer>.<role>"``) with the same config and
     weights, and a mask drawn with the layer's density from
     `keras_er.layer_densities`. Kernel entries outside the mask are set to
     zero. Biases, BatchNorm and other normalization layers are never masked.
-    The input model is left untouched.
+    The input model is left untouched (unless ``in_place=True``).
 
     Layer ``i`` (in forward order among the selected layers) draws its mask
     from ``numpy.random.default_rng([seed, i])``: the same seed gives the same
@@ -91,15 +111,22 @@ def sparsify(
         redraw: The model already has ER layers: draw fresh masks for it
             (from the current, already sparse weights: entries outside the
             old masks stay zero) instead of raising.
+        in_place: For a built *subclassed* model, which Keras cannot clone:
+            replace its layers in place (every attribute, or list/tuple/dict
+            item, that holds a selected layer, in the model and in the
+            custom layers it holds) and return the same model object.
+            Call it before ``compile`` (or compile again): the optimizer
+            must see the new variables.
         **options: Passed to the ratio method (e.g. ``power`` for ERK).
 
     Returns:
-        A new `keras.Model`.
+        A new `keras.Model` (with ``in_place=True``, ``model`` itself).
 
     Raises:
         ValueError: For bad arguments, a model without maskable layers, an
-            already sparsified model (without ``redraw=True``) or a subclassed
-            model.
+            already sparsified model (without ``redraw=True``), a subclassed
+            model without ``in_place=True``, or a layer ``in_place`` cannot
+            reach.
 
     Example:
 
@@ -115,7 +142,13 @@ def sparsify(
         raise ValueError(f"init must be one of {INITS}, got {init!r}.")
     if seed is not None and not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed must be an int or None, got {seed!r}.")
-    if any(is_er_layer(layer) for layer in iter_layers(model)):
+    # A model built in `strategy.scope()` gives a sparse model in the same
+    # strategy, even if sparsify is called outside the scope.
+    strategy_scope = scope_of_model(model)
+    if any(
+        is_er_layer(layer) or is_er_composite(layer)
+        for layer in iter_layers(model)
+    ):
         if not redraw:
             raise ValueError(
                 "The model is already sparsified (it has keras_er layers). "
@@ -124,7 +157,7 @@ def sparsify(
             )
         from keras_er.strip import strip
 
-        model = strip(model)
+        model = strip(model, in_place=True) if in_place else strip(model)
     densities = layer_densities(
         model, ratio, density, dense_layers=dense_layers, layers=layers,
         **options,
@@ -143,13 +176,74 @@ def sparsify(
         flow=flow,
     )
     plan = {
-        id(layer): (mask, densities[layer.name], added, index)
+        unit_key(layer): (mask, densities[layer.name], added, index)
         for index, (layer, mask, added) in enumerate(zip(chosen, masks, edges))
     }
 
+    def he_normal(mask, layer_density, index):
+        shape = shapes[index]
+        fan_in = np.prod(shape) / shape.n_out
+        return sparse_he_normal(mask, layer_density, seed, index, fan_in)
+
+    def role_plan(layer):
+        """``{role: plan entry}`` of a plain layer with several kernels."""
+        roles = ER_LAYER_FOR[type(layer)].ROLES
+        return {
+            role: plan[(id(layer), role)]
+            for role in roles if (id(layer), role) in plan
+        }
+
+    def is_planned(layer):
+        if is_composite_type(type(layer)):
+            return bool(role_plan(layer))
+        return id(layer) in plan
+
+    def make_composite(layer):
+        er_class = ER_LAYER_FOR[type(layer)]
+        roles = role_plan(layer)
+        config = layer.get_config()
+        config.update(
+            {
+                "density": {role: entry[1] for role, entry in roles.items()},
+                er_class.SEED_KEY: None,
+                "sampling": sampling,
+                "flow": flow,
+            }
+        )
+        new_layer = er_class.from_config(config)
+        new_layer._initial_masks = {
+            role: entry[0] for role, entry in roles.items()
+        }
+        return new_layer
+
+    def copy_composite(old_layer, new_layer):
+        roles = role_plan(old_layer)
+        sources = {
+            role: (kernel, bias)
+            for role, kernel, bias, _, _ in type(new_layer).plain_kernels(
+                old_layer
+            )
+        }
+        for role, unit in new_layer.er_units():
+            kernel, bias = sources[role]
+            values = [_to_numpy(kernel)]
+            if bias is not None:
+                values.append(_to_numpy(bias))
+            if role in roles:
+                mask, layer_density, added, index = roles[role]
+                if init == "sparse_he_normal":
+                    values[0] = he_normal(mask, layer_density, index)
+                values.append(mask)
+                unit.flow_edges_added = added
+            unit.set_weights(values)
+            if role in roles:
+                unit.apply_mask()
+
     def make_layer(layer):
-        if id(layer) not in plan:
+        if not is_planned(layer):
             return plain_clone(layer)
+        if is_composite_type(type(layer)):
+            return make_composite(layer)
         mask, layer_density, added, _ = plan[id(layer)]
         config = layer.get_config()
         config.update(
@@ -161,18 +255,26 @@ def sparsify(
         return new_layer
 
     def copy_weights(old_layer, new_layer):
-        if id(old_layer) not in plan:
+        if not is_planned(old_layer):
             copy_all_weights(old_layer, new_layer)
+            return
+        if is_er_composite(new_layer):
+            copy_composite(old_layer, new_layer)
             return
         mask, layer_density, _, index = plan[id(old_layer)]
         values = old_layer.get_weights()
         if init == "sparse_he_normal":
-            values[0] = sparse_he_normal(mask, layer_density, seed, index)
+            values[0] = he_normal(mask, layer_density, index)
         values.append(mask)
         new_layer.set_weights(values)
         new_layer.apply_mask()
 
-    new_model = clone_layerwise(model, make_layer, copy_weights)
+    with strategy_scope:
+        if in_place:
+            convert_in_place(model, is_planned, make_layer, copy_weights)
+            new_model = model
+        else:
+            new_model = clone_layerwise(model, make_layer, copy_weights)
     total_added = int(sum(edges))
     new_model.sparsify_report = {
         "seed": seed,

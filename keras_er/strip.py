@@ -1,23 +1,34 @@
 """`strip`: turn ER layers back into plain Keras layers with sparse weights."""
 
-from keras_er.layers import KERAS_LAYER_FOR, is_er_layer
-from keras_er.layers.masked_kernel import MaskedKernelMixin
-from keras_er.model_walk import clone_layerwise, copy_all_weights, plain_clone
+import numpy as np
+
+from keras_er.layers import KERAS_LAYER_FOR, is_er_composite, is_er_layer
+from keras_er.model_walk import (
+    clone_layerwise,
+    convert_in_place,
+    copy_all_weights,
+    plain_clone,
+)
 
 
-def strip(model):
+def strip(model, in_place=False):
     """Returns the same network built from plain Keras layers.
 
     Every ER layer becomes its Keras base layer (`ERDense` -> `Dense`,
     `ERConv2D` -> `Conv2D`) with kernel ``kernel * mask``, so the outputs are
-    equal and the model loads anywhere Keras does. The input model is left
-    untouched.
+    equal and the model loads anywhere Keras does. Layers with several
+    masked kernels (`ERSeparableConv2D`, `ERMultiHeadAttention`) become their
+    Keras layer with every kernel masked. The input model is left untouched
+    (unless ``in_place=True``).
 
     Args:
         model: A Sequential or Functional model, possibly sparsified.
+        in_place: For a subclassed model (see ``sparsify(in_place=True)``):
+            swap its ER layers for plain ones in place and return it.
 
     Returns:
-        A new `keras.Model` without keras_er layers.
+        A new `keras.Model` without keras_er layers (with ``in_place=True``,
+        ``model`` itself).
 
     Example:
 
@@ -27,27 +38,64 @@ def strip(model):
     ```
     """
 
+    def is_er(layer):
+        return is_er_layer(layer) or is_er_composite(layer)
+
     def make_layer(layer):
-        if not is_er_layer(layer):
+        if not is_er(layer):
             return plain_clone(layer)
         config = layer.get_config()
-        for key in MaskedKernelMixin.ER_CONFIG_KEYS:
+        for key in type(layer).ER_CONFIG_KEYS:
             config.pop(key)
         return KERAS_LAYER_FOR[type(layer)].from_config(config)
 
     def copy_weights(old_layer, new_layer):
-        if not is_er_layer(old_layer):
+        if not is_er(old_layer):
             copy_all_weights(old_layer, new_layer)
             return
-        values = [old_layer.kernel]
+        if is_er_composite(old_layer):
+            _copy_composite(old_layer, new_layer)
+            return
+        values = [_positive_zeros(_to_numpy(old_layer.kernel))]
         if old_layer.bias is not None:
-            values.append(old_layer.bias)
-        new_layer.set_weights([_to_numpy(v) for v in values])
+            values.append(_to_numpy(old_layer.bias))
+        new_layer.set_weights(values)
 
+    if in_place:
+        convert_in_place(model, is_er, make_layer, copy_weights)
+        return model
     return clone_layerwise(model, make_layer, copy_weights)
+
+
+def _copy_composite(er_layer, plain_layer):
+    """Masked kernels and biases of each role into the plain Keras layer."""
+    targets = {
+        role: (kernel, bias)
+        for role, kernel, bias, _, _ in type(er_layer).plain_kernels(
+            plain_layer
+        )
+    }
+    for role, unit in er_layer.er_units():
+        kernel, bias = targets[role]
+        kernel.assign(_positive_zeros(_to_numpy(unit.kernel)))
+        if bias is not None:
+            bias.assign(_to_numpy(unit.bias))
 
 
 def _to_numpy(value):
     import keras
 
     return keras.ops.convert_to_numpy(value)
+
+
+def _positive_zeros(kernel):
+    """``kernel`` with every -0.0 replaced by +0.0 (equal outputs).
+
+    ``kernel * mask`` leaves -0.0 wherever a negative weight was masked. Its
+    sign bit breaks the runs of zero bytes that gzip compresses: LeNet-300-100
+    at density 0.1 gzips to 0.15x of the dense size with +0.0, 0.19x with
+    -0.0 (see docs/export.md).
+    """
+    kernel = np.array(kernel)  # A writable copy (JAX arrays are read-only).
+    kernel[kernel == 0] = 0
+    return kernel

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 
 from keras_er.layers import is_er_layer
-from keras_er.model_walk import is_maskable, iter_layers, kernel_shape
+from keras_er.model_walk import KernelSlot, iter_maskable, kernel_shape
 
 COLUMNS = (
     ("name", "Layer"),
@@ -22,12 +22,22 @@ def _positions_per_example(layer, shape):
     """How often the kernel is applied per example (1 for a flat Dense).
 
     Dense on a ``(batch, t, d)`` input applies its kernel ``t`` times; a
-    convolution once per output pixel. Unknown (``None``) when the layer was
-    never called on a known shape.
+    convolution once per output pixel (a transposed one once per input
+    pixel); an EinsumDense once per input entry not contracted with the
+    kernel. Unknown (``None``) when the layer was never called on a known
+    shape.
     """
-    try:
-        output_shape = tuple(layer.output.shape)
-    except (AttributeError, ValueError):
+    if isinstance(layer, KernelSlot) and layer.role == "attention_output":
+        # Keras builds this projection without the sequence length; it is
+        # applied as often as the query projection.
+        return _einsum_positions(layer.owner.query_dense)
+    if getattr(layer, "equation", None) is not None:
+        return _einsum_positions(layer)
+    if isinstance(layer, keras.layers.Conv2DTranspose):
+        output_shape = _build_input_shape(layer)
+    else:
+        output_shape = _output_shape(layer)
+    if output_shape is None:
         return None
     channels_first = getattr(layer, "data_format", None) == "channels_first"
     spatial = output_shape[2:] if channels_first else output_shape[1:-1]
@@ -36,10 +46,59 @@ def _positions_per_example(layer, shape):
     return int(np.prod(spatial)) if spatial else 1
 
 
+def _build_input_shape(layer):
+    try:
+        shape = layer.get_build_config()["input_shape"]
+    except (AttributeError, KeyError, TypeError):
+        return None
+    return None if shape is None else tuple(shape)
+
+
+def _output_shape(layer):
+    try:
+        return tuple(layer.output.shape)
+    except (AttributeError, ValueError):
+        pass
+    # The kernels of a SeparableConv2D or MultiHeadAttention live in
+    # sublayers that never see a symbolic tensor: use their build shape.
+    input_shape = _build_input_shape(layer)
+    if input_shape is None:
+        return None
+    try:
+        return tuple(layer.compute_output_shape(input_shape))
+    except Exception:  # Any layer-specific shape error: FLOPs unknown.
+        return None
+
+
+def _einsum_positions(layer):
+    """Input entries per example that the kernel does not contract."""
+    input_shape = _build_input_shape(layer)
+    if input_shape is None:
+        return None
+    input_spec, kernel_spec = (
+        layer.equation.replace(" ", "").split("->")[0].split(",")
+    )
+    if "..." in input_spec:
+        left, right = input_spec.split("...")
+        middle = len(input_shape) - len(left) - len(right)
+        letters = list(left) + [None] * middle + list(right)
+    else:
+        letters = list(input_spec)
+    # Dim 0 is the batch.
+    free = [
+        size for size, letter in zip(input_shape[1:], letters[1:])
+        if letter is None or letter not in kernel_spec
+    ]
+    if any(size is None for size in free):
+        return None
+    return int(np.prod(free)) if free else 1
+
+
 def summary(model, print_fn=print):
     """Prints and returns a per-layer table of the model's weight layers.
 
-    For every maskable layer (ER layers and plain Dense/Conv2D): name, type,
+    For every maskable kernel (ER layers, plain layers keras_er can mask,
+    and each kernel of a SeparableConv2D / MultiHeadAttention): name, type,
     kernel shape, kernel parameters, nonzeros (kept connections for an ER
     layer, nonzero entries otherwise), density, and the forward FLOPs per
     example of the dense and of the sparse layer (2 per multiply-add; bias and
@@ -63,10 +122,8 @@ def summary(model, print_fn=print):
     ```
     """
     rows = []
-    for layer in iter_layers(model):
-        if not is_maskable(layer):
-            continue
-        shape = kernel_shape(layer)
+    for layer in iter_maskable(model):
+        shape = tuple(kernel_shape(layer))
         params = int(np.prod(shape))
         if is_er_layer(layer):
             nonzeros = int(np.sum(keras.ops.convert_to_numpy(layer.mask)))
@@ -77,7 +134,8 @@ def summary(model, print_fn=print):
         rows.append(
             {
                 "name": layer.name,
-                "type": type(layer).__name__,
+                "type": type(layer.owner).__name__
+                if isinstance(layer, KernelSlot) else type(layer).__name__,
                 "kernel_shape": shape,
                 "params": params,
                 "nonzeros": nonzeros,

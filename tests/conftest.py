@@ -9,6 +9,19 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
+def pytest_collection_modifyitems(config, items):
+    # TensorFlow-only features cannot run on the JAX or torch backends.
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return
+    skip = pytest.mark.skip(
+        reason=f"tf_only: needs KERAS_BACKEND=tensorflow, not {backend!r}"
+    )
+    for item in items:
+        if "tf_only" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def _clear_keras_session():
     # Fresh layer names (dense, dense_1, ...) in every test.

@@ -65,6 +65,9 @@ def test_strip_gives_plain_layers_and_equal_outputs(build, tmp_path):
     assert "keras_er" not in open(path, "rb").read().decode("latin-1")
 
 
+@pytest.mark.skipif(keras.backend.backend() == "torch",
+                    reason="no SavedModel export from torch (tests/"
+                    "test_backends.py checks the error)")
 def test_export_saved_model_serve_reproduces_outputs(tmp_path):
     tf = pytest.importorskip("tensorflow")
     sparse = keras_er.sparsify(cnn(), "pyramidal", 0.1, seed=0)
@@ -100,4 +103,8 @@ def test_quickstart_from_the_readme(tmp_path):
     sparse.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     np.testing.assert_array_equal(to_numpy(loaded(x)), to_numpy(sparse(x)))
-    keras_er.export(sparse, tmp_path / "exported")
+    if keras.backend.backend() == "torch":  # SavedModel: TF and JAX only.
+        with pytest.raises(ValueError, match="format='keras'"):
+            keras_er.export(sparse, tmp_path / "exported")
+    else:
+        keras_er.export(sparse, tmp_path / "exported")

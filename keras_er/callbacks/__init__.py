@@ -8,3 +8,5 @@ from keras_er.callbacks.str_callback import STR
 # Dynamic sparse training and strong lottery tickets (RiGL, SET, EdgePopup).
 from keras_er.callbacks.rigl import RiGL, SET
 from keras_er.callbacks.edge_popup import EdgePopup
+# TensorBoard scalars of masks and pruning state.
+from keras_er.callbacks.sparsity_summaries import SparsitySummaries

@@ -27,6 +27,7 @@ import numpy as np
 from keras import ops
 
 from keras_er.callbacks.optimizer_state import unwrap
+from keras_er.distribute import check_model
 from keras_er.layers.edge_popup_scores import (
     DEFAULT_SCORE_INITIALIZER,
     EdgePopupScores,
@@ -468,6 +469,7 @@ class EdgePopup(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         er_layers(self.model)  # Raises a clear error without ER layers.
+        check_model(self.model)  # Model outside strategy.scope()?
         self._layers = _prepared_layers(self.model)
         _check_optimizer(self.model, self._layers)
         self.k_schedule = self._build_schedule(self._layers)

@@ -30,6 +30,7 @@ from keras_er.callbacks.magnitude_pruning import (
     prune_to,
 )
 from keras_er.callbacks.optimizer_state import reset_optimizer, unwrap
+from keras_er.distribute import check_model
 from keras_er.mask_io import er_layers
 
 logger = logging.getLogger("keras_er")
@@ -387,6 +388,7 @@ class IMP(keras.callbacks.Callback):
     def set_model(self, model):
         super().set_model(model)
         layers = er_layers(model)
+        check_model(model)  # Model outside strategy.scope()?
         if not all(layer.built for layer in layers):
             raise ValueError(
                 "IMP needs a built model: call it on a batch (or build it) "
@@ -497,7 +499,9 @@ class IMP(keras.callbacks.Callback):
 
     def _take_snapshot(self):
         for variable, copy in zip(self._rewind_variables, self._state.snapshot):
-            copy.assign(variable)
+            # A copy, not the same buffer: JAX train steps donate (free)
+            # the model variables' buffers.
+            copy.assign(ops.copy(variable))
         self._state.update(snapshot_taken=1)
         self._snapshot_pending = False
 
@@ -522,7 +526,7 @@ class IMP(keras.callbacks.Callback):
         for variable, copy in zip(self._rewind_variables, self._state.snapshot):
             mask = mask_of.get(id(variable))
             if mask is None:
-                variable.assign(copy)
+                variable.assign(ops.copy(copy))  # As in _take_snapshot.
             else:
                 variable.assign(ops.multiply(copy, ops.cast(mask, copy.dtype)))
         optimizer = getattr(self.model, "optimizer", None)

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from keras_er.callbacks.schedules import as_pruning_schedule
+from keras_er.distribute import check_model
 from keras_er.mask_io import er_layers
 
 logger = logging.getLogger("keras_er")
@@ -223,6 +224,7 @@ class MagnitudePruning(keras.callbacks.Callback):
         # Read the step at the first batch: BackupAndRestore may restore the
         # optimizer in its own on_train_begin, after this one.
         self._last_step = None
+        check_model(self.model)  # Model outside strategy.scope()?
 
     def on_train_batch_begin(self, batch, logs=None):
         if self._last_step is None:

@@ -20,6 +20,7 @@ import numpy as np
 from keras import ops
 
 from keras_er.callbacks.optimizer_state import reset_slots, unwrap
+from keras_er.distribute import check_model
 from keras_er.gradients import check_backend, gradients
 from keras_er.mask_io import er_layers
 
@@ -272,8 +273,8 @@ class RiGL(keras.callbacks.Callback):
     at each update. Pass training data with a batch size like the training
     one. The forward pass runs with ``training=True`` and the compiled loss
     (or ``loss``); nothing in the model changes (BatchNorm statistics and
-    metrics included). Implemented for the TensorFlow, JAX and torch backends
-    (only TensorFlow is covered by the tests); SET needs no gradient.
+    metrics included). Implemented and tested on the TensorFlow, JAX and
+    torch backends; SET needs no gradient.
 
     **Prune and rewire.** With ``target_density`` below the starting density
     ``d_0`` (over the rewired layers), each update also drops extra weights
@@ -506,6 +507,7 @@ class RiGL(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         model = self.model
+        check_model(model)  # Model outside strategy.scope()?
         if self._bound_model is not model:
             self._bind(model)
         total = self.total_steps

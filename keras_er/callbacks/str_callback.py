@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from keras_er.callbacks.optimizer_state import unwrap
+from keras_er.distribute import check_model
 from keras_er.layers import soft_threshold as st
 from keras_er.mask_io import er_layers
 from keras_er.ratios import check_density
@@ -212,6 +213,7 @@ class STR(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         layers = self._layers()
+        check_model(self.model)  # Model outside strategy.scope()?
         self._check_target(layers)
         optimizer = getattr(self.model, "optimizer", None)
         if optimizer is not None:

@@ -2,9 +2,17 @@
 
 import keras
 
+from keras_er.layers.composite import MaskedCompositeMixin
+from keras_er.layers.er_conv1d import ERConv1D
 from keras_er.layers.er_conv2d import ERConv2D
+from keras_er.layers.er_conv2d_transpose import ERConv2DTranspose
+from keras_er.layers.er_conv3d import ERConv3D
 from keras_er.layers.edge_popup_scores import EdgePopupScores
 from keras_er.layers.er_dense import ERDense
+from keras_er.layers.er_depthwise_conv2d import ERDepthwiseConv2D
+from keras_er.layers.er_einsum_dense import EREinsumDense
+from keras_er.layers.er_multi_head_attention import ERMultiHeadAttention
+from keras_er.layers.er_separable_conv2d import ERSeparableConv2D
 from keras_er.layers.masked_kernel import MaskedKernelMixin
 from keras_er.layers.reparameterization import KernelReparameterization
 from keras_er.layers.soft_threshold import SoftThreshold
@@ -13,7 +21,15 @@ from keras_er.layers.soft_threshold import SoftThreshold
 # of Dense may override `call`, so it is not silently converted.
 ER_LAYER_FOR = {
     keras.layers.Dense: ERDense,
+    keras.layers.Conv1D: ERConv1D,
     keras.layers.Conv2D: ERConv2D,
+    keras.layers.Conv3D: ERConv3D,
+    keras.layers.Conv2DTranspose: ERConv2DTranspose,
+    keras.layers.DepthwiseConv2D: ERDepthwiseConv2D,
+    keras.layers.EinsumDense: EREinsumDense,
+    # Several kernels: one ER sublayer per kernel (see layers/composite.py).
+    keras.layers.SeparableConv2D: ERSeparableConv2D,
+    keras.layers.MultiHeadAttention: ERMultiHeadAttention,
 }
 # ER layer class -> the plain Keras layer it strips to.
 KERAS_LAYER_FOR = {er: plain for plain, er in ER_LAYER_FOR.items()}
@@ -24,13 +40,34 @@ def is_er_layer(layer):
     return isinstance(layer, MaskedKernelMixin)
 
 
+def is_er_composite(layer):
+    """Whether ``layer`` holds ER sublayers (ERSeparableConv2D, ERMHA)."""
+    return isinstance(layer, MaskedCompositeMixin)
+
+
+def is_composite_type(cls):
+    """Whether plain Keras layers of type ``cls`` hold several kernels."""
+    er_class = ER_LAYER_FOR.get(cls, cls)
+    return isinstance(er_class, type) and issubclass(
+        er_class, MaskedCompositeMixin
+    )
+
+
 __all__ = [
+    "ERConv1D",
     "ERConv2D",
+    "ERConv2DTranspose",
+    "ERConv3D",
     "ERDense",
+    "ERDepthwiseConv2D",
+    "EREinsumDense",
+    "ERMultiHeadAttention",
+    "ERSeparableConv2D",
     "EdgePopupScores",
     "KernelReparameterization",
     "SoftThreshold",
     "ER_LAYER_FOR",
     "KERAS_LAYER_FOR",
+    "is_er_composite",
     "is_er_layer",
 ]

@@ -12,12 +12,22 @@ here ``_kernel * mask``. On top of that the kernel is kept truly sparse:
   orthogonalizes the whole update matrix, say); the projection does.
 """
 
+import functools
+
 import keras
 import numpy as np
 from keras import ops
 
 from keras_er import masks as masks_lib
+from keras_er.layers import compact_storage
+from keras_er.distribute import scope_of_variable
 from keras_er.ratios import check_density
+
+try:  # Not public in Keras 3; only needed on the JAX backend.
+    from keras.src.backend.common.stateless_scope import get_stateless_scope
+except ImportError:  # pragma: no cover
+    def get_stateless_scope():
+        return None
 
 
 class _MaskProjection:
@@ -34,7 +44,37 @@ class _MaskProjection:
     def __call__(self, kernel):
         if self.user_constraint is not None:
             kernel = self.user_constraint(kernel)
-        return ops.multiply(kernel, ops.cast(self.layer.mask, kernel.dtype))
+        mask = _mask_for_update(self.layer)
+        return ops.multiply(kernel, ops.cast(mask, kernel.dtype))
+
+
+def _mask_for_update(layer):
+    """The mask value an optimizer step projects onto.
+
+    JAX `fit` runs the optimizer in a StatelessScope that maps only trainable
+    and optimizer variables, and the mask variable holds no value during
+    `fit`: use the value the forward pass of the same train step read.
+    """
+    mask = layer.mask
+    if keras.backend.backend() == "jax":
+        scope = get_stateless_scope()
+        step_mask = getattr(layer, "_step_mask", None)
+        if (
+            scope is not None
+            and scope.get_current_value(mask) is None
+            and step_mask is not None
+        ):
+            object.__setattr__(layer, "_step_mask", None)  # One use per step.
+            return step_mask
+    return mask
+
+
+@functools.lru_cache(maxsize=None)
+def _base_has_kernel_property(cls):
+    """Whether a Keras base class of ``cls`` defines ``kernel`` itself."""
+    mro = cls.__mro__
+    after = mro[mro.index(MaskedKernelMixin) + 1:]
+    return any("kernel" in vars(base) for base in after)
 
 
 class MaskedKernelMixin:
@@ -46,6 +86,25 @@ class MaskedKernelMixin:
     """
 
     ER_CONFIG_KEYS = ("density", "seed", "sampling", "flow", "reparameterization")
+
+    #: ``(in_axes, out_axes)`` of the kernel's units (see `keras_er.masks`);
+    #: layers whose layout is not ``(..., n_in, n_out)`` override it.
+    UNIT_AXES = ((-2,), (-1,))
+
+    @classmethod
+    def unit_axes_for(cls, layer):
+        """The unit axes of ``layer``'s kernel (this class or its Keras base).
+
+        `keras_er.sparsify` asks the ER class about the plain layer it will
+        replace, so layouts that depend on the config (EinsumDense) are read
+        from ``layer``.
+        """
+        return cls.UNIT_AXES
+
+    @property
+    def unit_axes(self):
+        """``(in_axes, out_axes)`` of the kernel, for flow and ER ratios."""
+        return self.unit_axes_for(self)
 
     def _init_mask_options(
         self, density, seed, sampling, flow, reparameterization=None
@@ -81,7 +140,7 @@ class MaskedKernelMixin:
         rng = np.random.default_rng(self.seed)
         mask = masks_lib.draw_mask(shape, self.density, rng, self.sampling)
         mask, self.flow_edges_added = masks_lib.preserve_flow(
-            mask, self.density, rng, self.flow
+            mask, self.density, rng, self.flow, axes=self.unit_axes
         )
         return mask
 
@@ -94,7 +153,12 @@ class MaskedKernelMixin:
             initializer=lambda shape, dtype=None: ops.cast(value, dtype),
             trainable=False,
         )
-        self._kernel.constraint = _MaskProjection(self, self.kernel_constraint)
+        # The variable's own constraint is the user's (kernel_constraint,
+        # depthwise_constraint, ...), whatever the layer calls it.
+        user_constraint = self._kernel.constraint
+        if isinstance(user_constraint, _MaskProjection):
+            user_constraint = user_constraint.user_constraint
+        self._kernel.constraint = _MaskProjection(self, user_constraint)
         self.apply_mask()
         pending, self._pending_reparameterization = (
             getattr(self, "_pending_reparameterization", None),
@@ -105,14 +169,33 @@ class MaskedKernelMixin:
 
     @property
     def kernel(self):
-        kernel = super().kernel
+        kernel = self._stored_kernel()
         mask = getattr(self, "mask", None)
         if mask is None:  # Still building.
             return kernel
+        if keras.backend.backend() == "jax":
+            # Remembered for `_mask_for_update` (JAX train step).
+            scope = get_stateless_scope()
+            if scope is not None and scope.get_current_value(mask) is not None:
+                object.__setattr__(
+                    self, "_step_mask", scope.get_current_value(mask)
+                )
         mask = ops.cast(mask, kernel.dtype)
         if self.reparameterization is not None:
             return self.reparameterization.effective_kernel(self, kernel, mask)
         return ops.multiply(kernel, mask)
+
+    @kernel.setter
+    def kernel(self, value):
+        # DepthwiseConv and ConvTranspose build with `self.kernel = ...`:
+        # keep that variable as `_kernel`, so `kernel` stays the masked one.
+        self._kernel = value
+
+    def _stored_kernel(self):
+        """The kernel before masking (the Keras base layer's `kernel`)."""
+        if _base_has_kernel_property(type(self)):
+            return super().kernel  # Dense, Conv, EinsumDense (LoRA-aware).
+        return self._kernel
 
     def set_reparameterization(self, reparameterization):
         """Installs a `KernelReparameterization` (or removes it with None).
@@ -124,7 +207,9 @@ class MaskedKernelMixin:
         Args:
             reparameterization: A `KernelReparameterization` or ``None``.
         """
-        if not self.built:
+        # Not `self.built`: some Keras bases (DepthwiseConv, ConvTranspose)
+        # set it only after build returns, i.e. after `_build_mask`.
+        if getattr(self, "mask", None) is None:
             self._pending_reparameterization = reparameterization
             return
         self._tracker.unlock()
@@ -138,9 +223,12 @@ class MaskedKernelMixin:
             self._reparam_attributes = []
             self.reparameterization = None
             if reparameterization is not None:
-                self._reparam_attributes = list(
-                    reparameterization.build(self)
-                )
+                # Its variables go to the strategy of the layer's own
+                # (prepare may be called outside `strategy.scope()`).
+                with scope_of_variable(self.mask):
+                    self._reparam_attributes = list(
+                        reparameterization.build(self)
+                    )
                 self.reparameterization = reparameterization
         finally:
             self._tracker.lock()
@@ -199,16 +287,65 @@ class MaskedKernelMixin:
         if self.bias is not None:
             variables.append(self.bias)
         variables += self._extra_variables()
+        encoded = self._compact_encoding()
         for i, variable in enumerate(variables):
-            store[str(i)] = variable
+            store[str(i)] = encoded.get(i, variable)
+
+    def _compact_encoding(self):
+        """Store slots written compactly, by index (see `compact_storage`).
+
+        The mask as packed bits and the kernel as its in-mask values, so that
+        a saved file shrinks with density (float masks alone would make a
+        sparse ``.keras`` file bigger than the dense one).
+        """
+        mask = np.asarray(ops.convert_to_numpy(self.mask))
+        encoded = {self._mask_store_index(): compact_storage.pack_mask(mask)}
+        values = compact_storage.compact_kernel(
+            ops.convert_to_numpy(self._kernel), mask
+        )
+        if values is not None:  # Else the full kernel (lossless either way).
+            encoded[0] = values
+        return encoded
+
+    def _decode_compact(self, values):
+        """Inverse of `_compact_encoding`; plain (older) values pass through."""
+        index = self._mask_store_index()
+        expected = tuple(self._kernel.shape)
+        mask = values[index]
+        if compact_storage.is_packed_mask(mask):
+            mask = values[index] = compact_storage.unpack_mask(mask)
+        if np.shape(mask) != expected:
+            raise ValueError(
+                f"Layer {self.name!r}: the stored mask has shape "
+                f"{np.shape(mask)}, the kernel {expected}."
+            )
+        if np.shape(values[0]) != expected:
+            values[0] = compact_storage.expand_kernel(values[0], mask)
+        return values
 
     def load_own_variables(self, store):
-        super().load_own_variables(store)
-        if self.built:
-            first = self._mask_store_index()
-            for i, variable in enumerate(self._extra_variables()):
-                variable.assign(store[str(first + i)])
-            self.apply_mask()
+        # The mirror of save_own_variables, for every base layer: Keras'
+        # default loads in tracking order, which a reparameterization's
+        # trainable variables would shift.
+        if not self.built:
+            return
+        variables = [self._kernel]
+        if self.bias is not None:
+            variables.append(self.bias)
+        variables += self._extra_variables()
+        if len(store.keys()) != len(variables):
+            raise ValueError(
+                f"Layer {self.name!r} expected {len(variables)} variables "
+                f"({[v.name for v in variables]}), but the file has "
+                f"{len(store.keys())}. Was it saved with a different "
+                "reparameterization?"
+            )
+        values = self._decode_compact(
+            [store[str(i)] for i in range(len(variables))]
+        )
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+        self.apply_mask()
 
     def quantize(self, mode=None, **kwargs):
         raise NotImplementedError(

@@ -1,0 +1,71 @@
+"""`ERConv2DTranspose`: a transposed 2-D convolution with a fixed ER mask."""
+
+import keras
+
+from keras_er.layers.masked_kernel import MaskedKernelMixin
+
+
+@keras.saving.register_keras_serializable(package="keras_er")
+class ERConv2DTranspose(MaskedKernelMixin, keras.layers.Conv2DTranspose):
+    """Drop-in replacement of `keras.layers.Conv2DTranspose`, sparse kernel.
+
+    Keras stores a transposed convolution's kernel as
+    ``(kh, kw, c_out, c_in)``: the *last* dim indexes the input channels.
+    The layer owns a non-trainable 0/1 ``mask`` of that shape and convolves
+    with ``kernel * mask``; entries outside the mask stay exactly zero
+    through training.
+
+    The unit axes are ``in_axes=(-1,)`` (``c_in``) and ``out_axes=(-2,)``
+    (``c_out``): flow preservation keeps every input channel feeding some
+    output channel and every output channel fed by some input channel; ER
+    uses ``c_in`` and ``c_out``; ERK all four dims.
+
+    Args:
+        filters: As in `keras.layers.Conv2DTranspose`.
+        kernel_size: As in `keras.layers.Conv2DTranspose`.
+        density: Fraction of kernel entries kept, in ``(0, 1]``. Defaults to
+            1.0.
+        seed: Optional int seed of the mask drawn at build time.
+        sampling: ``"bernoulli"`` or ``"exact"``.
+        flow: ``"addition"``, ``"rejection"`` or ``None``.
+        reparameterization: Optional `KernelReparameterization` (or its
+            serialized config) changing how the effective kernel is computed.
+        **kwargs: Every other `keras.layers.Conv2DTranspose` argument.
+
+    Example:
+
+    ```python
+    up = keras_er.ERConv2DTranspose(8, 3, strides=2, padding="same",
+                                    density=0.3, seed=0)
+    y = up(keras.ops.ones((1, 4, 4, 16)))  # (1, 8, 8, 8)
+    ```
+    """
+
+    UNIT_AXES = ((-1,), (-2,))
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        density=1.0,
+        seed=None,
+        sampling="bernoulli",
+        flow="addition",
+        reparameterization=None,
+        **kwargs,
+    ):
+        self._init_mask_options(
+            density, seed, sampling, flow, reparameterization
+        )
+        super().__init__(filters, kernel_size, **kwargs)
+
+    def build(self, input_shape):
+        # The Keras base assigns `self.kernel`; the mixin's setter keeps it
+        # as `_kernel` and `kernel` returns the masked kernel.
+        super().build(input_shape)
+        self._build_mask()
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(self._mask_config())
+        return config

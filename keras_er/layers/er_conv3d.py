@@ -1,0 +1,64 @@
+"""`ERConv3D`: a Conv3D layer with a fixed random (Erdős–Rényi) mask."""
+
+import keras
+
+from keras_er.layers.masked_kernel import MaskedKernelMixin
+
+
+@keras.saving.register_keras_serializable(package="keras_er")
+class ERConv3D(MaskedKernelMixin, keras.layers.Conv3D):
+    """Drop-in replacement of `keras.layers.Conv3D` with a sparse kernel.
+
+    The layer owns a non-trainable 0/1 variable ``mask`` with the kernel's
+    shape ``(kd, kh, kw, c_in, c_out)``; the convolution uses
+    ``kernel * mask``. Kernel entries outside the mask are zero and stay
+    exactly zero through training with any Keras optimizer.
+
+    Flow preservation treats input and output channels as the units (an
+    output channel is alive when some ``(kd, kh, kw, c_in)`` entry is kept);
+    ER uses ``c_in`` and ``c_out``, ERK all five dims.
+
+    Args:
+        filters: As in `keras.layers.Conv3D`.
+        kernel_size: As in `keras.layers.Conv3D`.
+        density: Fraction of kernel entries kept, in ``(0, 1]``. Defaults to
+            1.0.
+        seed: Optional int seed of the mask drawn at build time.
+        sampling: ``"bernoulli"`` or ``"exact"``.
+        flow: ``"addition"``, ``"rejection"`` or ``None``.
+        reparameterization: Optional `KernelReparameterization` (or its
+            serialized config) changing how the effective kernel is computed.
+        **kwargs: Every other `keras.layers.Conv3D` argument.
+
+    Example:
+
+    ```python
+    layer = keras_er.ERConv3D(8, 3, density=0.2, seed=0, padding="same")
+    y = layer(keras.ops.ones((1, 6, 6, 6, 2)))  # (1, 6, 6, 6, 8)
+    ```
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        density=1.0,
+        seed=None,
+        sampling="bernoulli",
+        flow="addition",
+        reparameterization=None,
+        **kwargs,
+    ):
+        self._init_mask_options(
+            density, seed, sampling, flow, reparameterization
+        )
+        super().__init__(filters, kernel_size, **kwargs)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._build_mask()
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(self._mask_config())
+        return config

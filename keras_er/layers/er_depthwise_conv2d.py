@@ -1,0 +1,74 @@
+"""`ERDepthwiseConv2D`: a depthwise 2-D convolution with a fixed ER mask."""
+
+import keras
+
+from keras_er.layers.masked_kernel import MaskedKernelMixin
+
+
+@keras.saving.register_keras_serializable(package="keras_er")
+class ERDepthwiseConv2D(MaskedKernelMixin, keras.layers.DepthwiseConv2D):
+    """Drop-in replacement of `keras.layers.DepthwiseConv2D`, sparse kernel.
+
+    The kernel has shape ``(kh, kw, c_in, depth_multiplier)``: output
+    channel ``(c, m)`` is computed from input channel ``c`` alone through
+    the ``kh * kw`` taps ``kernel[:, :, c, m]``. The layer owns a
+    non-trainable 0/1 ``mask`` of that shape and convolves with
+    ``kernel * mask``; entries outside the mask stay exactly zero through
+    training.
+
+    Flow preservation works on output channels: the unit axes are
+    ``in_axes=()`` and ``out_axes=(-2, -1)``, so an output channel with all
+    its taps masked gets one random tap back (its only possible fan-in).
+    There is no separate input-channel repair: an input channel is alive as
+    soon as one of its output channels is. ER counts ``n_in = 1`` and
+    ``n_out = c_in * depth_multiplier`` (so ER keeps depthwise layers nearly
+    dense); ERK uses all four dims.
+
+    Args:
+        kernel_size: As in `keras.layers.DepthwiseConv2D`.
+        density: Fraction of kernel entries kept, in ``(0, 1]``. Defaults to
+            1.0.
+        seed: Optional int seed of the mask drawn at build time.
+        sampling: ``"bernoulli"`` or ``"exact"``.
+        flow: ``"addition"``, ``"rejection"`` or ``None``.
+        reparameterization: Optional `KernelReparameterization` (or its
+            serialized config) changing how the effective kernel is computed.
+        **kwargs: Every other `keras.layers.DepthwiseConv2D` argument
+            (``depth_multiplier``, ``depthwise_initializer``, ...).
+
+    Example:
+
+    ```python
+    dw = keras_er.ERDepthwiseConv2D(3, depth_multiplier=2, padding="same",
+                                    density=0.5, seed=0)
+    y = dw(keras.ops.ones((1, 8, 8, 4)))  # (1, 8, 8, 8)
+    ```
+    """
+
+    UNIT_AXES = ((), (-2, -1))
+
+    def __init__(
+        self,
+        kernel_size,
+        density=1.0,
+        seed=None,
+        sampling="bernoulli",
+        flow="addition",
+        reparameterization=None,
+        **kwargs,
+    ):
+        self._init_mask_options(
+            density, seed, sampling, flow, reparameterization
+        )
+        super().__init__(kernel_size, **kwargs)
+
+    def build(self, input_shape):
+        # The Keras base assigns `self.kernel`; the mixin's setter keeps it
+        # as `_kernel` and `kernel` returns the masked kernel.
+        super().build(input_shape)
+        self._build_mask()
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(self._mask_config())
+        return config

@@ -1,0 +1,451 @@
+"""Every supported layer type: masking, training, saving, stripping, shapes.
+
+One case per Keras layer keras_er can mask beyond Dense/Conv2D (those are in
+test_er_layers.py). Each case is a tiny model, so the whole file runs in
+well under a minute.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_er
+from keras_er import masks as masks_lib
+from keras_er import ratios
+from keras_er.layers import KERAS_LAYER_FOR, is_er_composite, is_er_layer
+from keras_er.mask_io import er_layers
+from keras_er.model_walk import iter_maskable, kernel_shape
+from tests.conftest import to_numpy
+
+
+def _mha(**kwargs):
+    return keras.layers.MultiHeadAttention(2, 4, **kwargs)
+
+
+# name -> (plain layer factory, ER class, input shape without batch,
+#          expected (n_in, n_out) of each kernel in forward order)
+CASES = {
+    "conv1d": (
+        lambda: keras.layers.Conv1D(6, 3, padding="same"),
+        keras_er.ERConv1D, (10, 4), [(4, 6)],
+    ),
+    "conv3d": (
+        lambda: keras.layers.Conv3D(4, 3, padding="same"),
+        keras_er.ERConv3D, (4, 4, 4, 3), [(3, 4)],
+    ),
+    "conv2d_transpose": (
+        # Kernel (3, 3, c_out=5, c_in=4).
+        lambda: keras.layers.Conv2DTranspose(5, 3, strides=2, padding="same"),
+        keras_er.ERConv2DTranspose, (5, 5, 4), [(4, 5)],
+    ),
+    "depthwise_conv2d": (
+        lambda: keras.layers.DepthwiseConv2D(3, depth_multiplier=2,
+                                             padding="same"),
+        keras_er.ERDepthwiseConv2D, (6, 6, 4), [(1, 8)],
+    ),
+    "separable_conv2d": (
+        lambda: keras.layers.SeparableConv2D(6, 3, depth_multiplier=2,
+                                             padding="same"),
+        keras_er.ERSeparableConv2D, (6, 6, 4), [(1, 8), (8, 6)],
+    ),
+    "einsum_dense": (
+        lambda: keras.layers.EinsumDense("abc,cde->abde",
+                                         output_shape=(None, 3, 4),
+                                         bias_axes="de"),
+        keras_er.EREinsumDense, (5, 8), [(8, 12)],
+    ),
+    "multi_head_attention": (
+        _mha, keras_er.ERMultiHeadAttention, (5, 8), [(8, 8)] * 4,
+    ),
+}
+
+
+def apply(layer, x):
+    # Self-attention for MultiHeadAttention, a plain call otherwise.
+    if isinstance(layer, keras.layers.MultiHeadAttention):
+        return layer(x, x)
+    return layer(x)
+
+
+def plain_model(name):
+    make, _, shape, _ = CASES[name]
+    inputs = keras.Input(shape)
+    return keras.Model(inputs, apply(make(), inputs))
+
+
+def batch(name, n=4, seed=0):
+    shape = CASES[name][2]
+    return np.random.default_rng(seed).normal(size=(n,) + shape).astype(
+        "float32"
+    )
+
+
+def plain_config(er_layer):
+    return {
+        key: value for key, value in er_layer.get_config().items()
+        if key not in type(er_layer).ER_CONFIG_KEYS
+    }
+
+
+def er_units(layer):
+    """``{role: unit}`` of an ER layer (one role, None, for one kernel)."""
+    if is_er_composite(layer):
+        return dict(layer.er_units())
+    return {None: layer}
+
+
+def assert_zero_outside_masks(model):
+    for layer in er_layers(model):
+        kernel = to_numpy(layer._kernel)
+        outside = to_numpy(layer.mask) == 0
+        assert outside.any(), layer.name  # The check must mean something.
+        assert np.all(kernel[outside] == 0), layer.name
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_forward_equals_plain_layer_with_masked_kernel(name):
+    make, er_class, _, _ = CASES[name]
+    config = make().get_config()
+    config.pop("name")
+    seed_key = "mask_seed" if name == "multi_head_attention" else "seed"
+    layer = er_class.from_config({**config, "density": 0.3, seed_key: 0})
+    x = batch(name)
+    apply(layer, x)
+    rng = np.random.default_rng(1)
+    masked = {}
+    for role, unit in er_units(layer).items():
+        assert is_er_layer(unit)
+        # A dense raw kernel (set behind the constraint's back): the forward
+        # pass itself must apply the mask.
+        dense = rng.normal(size=unit._kernel.shape).astype("float32")
+        unit._kernel.assign(dense)
+        mask = to_numpy(unit.mask)
+        assert 0 < mask.mean() < 1
+        masked[role] = dense * mask
+    plain = KERAS_LAYER_FOR[er_class].from_config(plain_config(layer))
+    apply(plain, x)
+    if is_er_composite(layer):
+        units = dict(layer.er_units())
+        for role, kernel, bias, _, _ in er_class.plain_kernels(plain):
+            kernel.assign(masked[role])
+            if bias is not None:
+                bias.assign(to_numpy(units[role].bias))
+    else:
+        plain.set_weights([masked[None], to_numpy(layer.bias)])
+    np.testing.assert_allclose(
+        to_numpy(apply(layer, x)), to_numpy(apply(plain, x)),
+        rtol=1e-5, atol=1e-5,
+    )
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_train_save_load_and_strip(name, tmp_path):
+    _, er_class, _, expected = CASES[name]
+    model = plain_model(name)
+    sparse = keras_er.sparsify(model, "erk", 0.3, seed=0)
+    layer = sparse.layers[1]
+    assert type(layer) is er_class
+    assert len(er_layers(sparse)) == len(expected)
+    x = batch(name, 6)
+    y = np.random.default_rng(2).normal(
+        size=to_numpy(sparse(x)).shape
+    ).astype("float32")
+    before = {u.name: to_numpy(u._kernel) for u in er_layers(sparse)}
+    sparse.compile(keras.optimizers.Adam(1e-2), "mse", jit_compile=False)
+    sparse.fit(x, y, batch_size=2, epochs=1, verbose=0)  # 3 Adam steps.
+    assert_zero_outside_masks(sparse)
+    for unit in er_layers(sparse):
+        inside = to_numpy(unit.mask) == 1
+        assert not np.allclose(to_numpy(unit._kernel)[inside],
+                               before[unit.name][inside]), unit.name
+    # .keras round trip, no custom_objects.
+    path = tmp_path / "sparse.keras"
+    sparse.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded.layers[1]) is er_class
+    expected = to_numpy(sparse(x))
+    np.testing.assert_array_equal(to_numpy(loaded(x)), expected)
+    for key, mask in keras_er.get_masks(sparse).items():
+        np.testing.assert_array_equal(keras_er.get_masks(loaded)[key], mask)
+    # Strip: the plain Keras layer, equal outputs.
+    plain = keras_er.strip(sparse)
+    assert type(plain.layers[1]) is KERAS_LAYER_FOR[er_class]
+    assert not any(is_er_layer(u) for u in iter_maskable(plain))
+    np.testing.assert_allclose(to_numpy(plain(x)), expected,
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_units_erk_er_and_flow_use_the_right_axes(name):
+    expected = CASES[name][3]
+    model = plain_model(name)
+    shapes = [kernel_shape(u) for u in iter_maskable(model)]
+    assert [(s.n_in, s.n_out) for s in shapes] == expected
+    # ERK: every kernel dim, whatever the layout.
+    erk = keras_er.layer_densities(model, "erk", 0.2)
+    assert list(erk.values()) == pytest.approx(
+        ratios.erk([tuple(s) for s in shapes], 0.2)
+    )
+    # ER: fan-in and fan-out units.
+    er = keras_er.layer_densities(model, "er", 0.2)
+    raw = [(n_in + n_out) / (n_in * n_out) for n_in, n_out in expected]
+    free = [d for d in er.values() if d < 1.0]
+    scaled = [d / r for d, r in zip(er.values(), raw) if d < 1.0]
+    assert free and np.allclose(scaled, scaled[0])
+    # Flow preservation at a tiny density leaves no unit dead.
+    drawn, _ = masks_lib.draw_masks(shapes, [0.01] * len(shapes), seed=0)
+    for shape, mask in zip(shapes, drawn):
+        dead_in, dead_out = masks_lib.dead_units(mask, shape.axes)
+        assert len(dead_in) == 0 and len(dead_out) == 0
+
+
+def test_flow_on_transposed_and_depthwise_layouts():
+    rng = np.random.default_rng(0)
+    # Conv2DTranspose (kh, kw, c_out, c_in): the same repair as the
+    # (kh, kw, c_in, c_out) layout, transposed.
+    mask = (rng.random((3, 3, 7, 5)) < 0.02).astype("float32")
+    fixed, added = masks_lib.preserve_flow(
+        mask, 0.02, np.random.default_rng(1), axes=((-1,), (-2,))
+    )
+    reference, reference_added = masks_lib.preserve_flow(
+        np.swapaxes(mask, -1, -2), 0.02, np.random.default_rng(1)
+    )
+    np.testing.assert_array_equal(fixed, np.swapaxes(reference, -1, -2))
+    assert added == reference_added > 0
+    assert (fixed.sum(axis=(0, 1, 3)) > 0).all()  # every c_out fed
+    assert (fixed.sum(axis=(0, 1, 2)) > 0).all()  # every c_in feeds
+    # Depthwise (kh, kw, c_in, m): every output channel keeps a tap.
+    mask = np.zeros((3, 3, 4, 2), "float32")
+    fixed, added = masks_lib.preserve_flow(
+        mask, 0.01, np.random.default_rng(0), axes=((), (-2, -1))
+    )
+    assert added == 8
+    np.testing.assert_array_equal(fixed.sum(axis=(0, 1)), np.ones((4, 2)))
+
+
+def test_standalone_layers_draw_flow_preserving_masks():
+    layer = keras_er.ERConv2DTranspose(6, 3, density=0.01, seed=0)
+    layer.build((None, 4, 4, 5))
+    mask = to_numpy(layer.mask)
+    assert (mask.sum(axis=(0, 1, 3)) > 0).all()
+    assert (mask.sum(axis=(0, 1, 2)) > 0).all()
+    assert layer.flow_edges_added > 0
+    depthwise = keras_er.ERDepthwiseConv2D(3, depth_multiplier=2,
+                                           density=0.01, seed=0)
+    depthwise.build((None, 6, 6, 4))
+    assert (to_numpy(depthwise.mask).sum(axis=(0, 1)) > 0).all()
+
+
+def test_multi_head_attention_with_gate_masks_every_projection():
+    layer = keras_er.ERMultiHeadAttention(2, 4, use_gate=True, density=0.5,
+                                          mask_seed=0)
+    x = np.ones((1, 3, 8), "float32")
+    layer(x, x)
+    roles = [role for role, _ in layer.er_units()]
+    assert roles == ["query", "key", "value", "gate", "attention_output"]
+    assert all(is_er_layer(unit) for _, unit in layer.er_units())
+    model = keras.Sequential([keras.Input((3, 8))])
+    inputs = keras.Input((3, 8))
+    model = keras.Model(inputs, _mha(use_gate=True)(inputs, inputs))
+    plain = keras_er.strip(keras_er.sparsify(model, "uniform", 0.5, seed=0))
+    assert type(plain.layers[1]) is keras.layers.MultiHeadAttention
+
+
+def test_roles_left_out_stay_plain_and_strip_back():
+    model = plain_model("multi_head_attention")
+    mha = model.layers[1].name
+    sparse = keras_er.sparsify(model, "uniform", 0.3, seed=0,
+                               layers=rf"{mha}\.(query|value)")
+    layer = sparse.layers[1]
+    kinds = {role: type(unit).__name__ for role, unit in layer.er_units()}
+    assert kinds == {
+        "query": "EREinsumDense", "key": "EinsumDense",
+        "value": "EREinsumDense", "attention_output": "EinsumDense",
+    }
+    assert sorted(keras_er.get_masks(sparse)) == [f"{mha}.query",
+                                                  f"{mha}.value"]
+    # The dense roles keep the original weights.
+    original = model.layers[1].key_dense
+    np.testing.assert_array_equal(to_numpy(layer.key_dense.kernel),
+                                  to_numpy(original.kernel))
+    x = batch("multi_head_attention")
+    np.testing.assert_allclose(to_numpy(sparse(x)),
+                               to_numpy(keras_er.strip(sparse)(x)),
+                               atol=1e-6)
+
+
+def test_set_masks_and_summary_name_each_kernel():
+    model = plain_model("separable_conv2d")
+    name = model.layers[1].name
+    rows = keras_er.summary(model, print_fn=None)
+    assert [r["name"] for r in rows[:-1]] == [f"{name}.depthwise",
+                                               f"{name}.pointwise"]
+    assert rows[-1]["dense_flops"] == 2 * 6 * 6 * (3 * 3 * 4 * 2 + 8 * 6)
+    sparse = keras_er.sparsify(model, "uniform", 0.5, seed=0)
+    sparse_rows = keras_er.summary(sparse, print_fn=None)
+    assert sparse_rows[-1]["dense_flops"] == rows[-1]["dense_flops"]
+    masks = keras_er.get_masks(sparse)
+    masks[f"{name}.pointwise"] = np.ones_like(masks[f"{name}.pointwise"])
+    keras_er.set_masks(sparse, masks)
+    assert keras_er.get_masks(sparse)[f"{name}.pointwise"].all()
+
+
+def test_shared_layers_get_one_mask():
+    conv = keras.layers.DepthwiseConv2D(3, padding="same")
+    mha = _mha()
+    image_a, image_b = keras.Input((6, 6, 2)), keras.Input((6, 6, 2))
+    tokens = keras.Input((5, 8))
+    merged = keras.layers.Add()([conv(image_a), conv(image_b)])
+    attended = mha(mha(tokens, tokens), tokens)
+    model = keras.Model([image_a, image_b, tokens],
+                        [merged, attended])
+    sparse = keras_er.sparsify(model, "uniform", 0.5, seed=0)
+    names = list(keras_er.get_masks(sparse))
+    assert len(names) == 1 + 4 and len(set(names)) == len(names)
+    er_conv = [l for l in sparse.layers
+               if isinstance(l, keras_er.ERDepthwiseConv2D)]
+    er_mha = [l for l in sparse.layers
+              if isinstance(l, keras_er.ERMultiHeadAttention)]
+    assert len(er_conv) == 1 and len(er_mha) == 1
+    assert len(er_conv[0]._inbound_nodes) == 2
+    assert len(er_mha[0]._inbound_nodes) == 2
+    rng = np.random.default_rng(0)
+    x = [rng.normal(size=(2, 6, 6, 2)), rng.normal(size=(2, 6, 6, 2)),
+         rng.normal(size=(2, 5, 8))]
+    for a, b in zip(sparse(x), keras_er.strip(sparse)(x)):
+        np.testing.assert_allclose(to_numpy(a), to_numpy(b), atol=1e-6)
+
+
+def test_nested_models_are_sparsified_recursively():
+    inner = keras.Sequential([
+        keras.Input((10, 4)),
+        keras.layers.Conv1D(6, 3, padding="same"),
+        keras.layers.EinsumDense("abc,cd->abd", output_shape=(None, 5),
+                                 bias_axes="d"),
+    ], name="inner")
+    inputs = keras.Input((10, 4))
+    outputs = keras.layers.Dense(2)(inner(inputs))
+    model = keras.Model(inputs, outputs)
+    sparse = keras_er.sparsify(model, "erk", 0.5, seed=0)
+    nested = sparse.get_layer("inner")
+    assert [type(l).__name__ for l in nested.layers] == ["ERConv1D",
+                                                         "EREinsumDense"]
+    assert len(keras_er.get_masks(sparse)) == 3
+
+
+def test_str_on_multi_kernel_layers_survives_save_and_load(tmp_path):
+    inputs = keras.Input((6, 6, 4))
+    x = keras.layers.SeparableConv2D(4, 3, padding="same")(inputs)
+    x = keras.layers.Reshape((36, 4))(x)
+    outputs = _mha()(x, x)
+    sparse = keras_er.sparsify(keras.Model(inputs, outputs), "uniform", 0.5,
+                               seed=0)
+    keras_er.callbacks.STR(s_init=-1.0).prepare(sparse)
+    assert all(unit.reparameterization is not None
+               for unit in er_layers(sparse))
+    path = tmp_path / "str.keras"
+    sparse.save(path)
+    loaded = keras.saving.load_model(path)
+    assert all(unit.reparameterization is not None
+               for unit in er_layers(loaded))
+    x = np.random.default_rng(0).normal(size=(2, 6, 6, 4))
+    np.testing.assert_array_equal(to_numpy(sparse(x)), to_numpy(loaded(x)))
+
+
+class CustomBlock(keras.layers.Layer):
+    """A custom layer holding a list of convolutions and a BatchNorm."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.convs = [keras.layers.Conv2D(4, 3, padding="same"),
+                      keras.layers.DepthwiseConv2D(3, padding="same")]
+        self.norm = keras.layers.BatchNormalization()
+
+    def call(self, x):
+        for conv in self.convs:
+            x = keras.ops.relu(conv(x))
+        return self.norm(x)
+
+
+class SubclassedNet(keras.Model):
+    """Subclassed: custom layer, nested Sequential, a layer used twice."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.stem = keras.layers.Conv2D(4, 3, padding="same")
+        self.block = CustomBlock()
+        self.sep = keras.layers.SeparableConv2D(8, 3)
+        self.head = keras.Sequential([keras.layers.GlobalAveragePooling2D(),
+                                      keras.layers.Dense(8)])
+        self.shared = keras.layers.Dense(8)
+        self.out = keras.layers.Dense(3)
+
+    def call(self, x):
+        x = self.head(self.sep(self.block(self.stem(x))))
+        return self.out(self.shared(self.shared(x)))
+
+
+def test_subclassed_model_is_converted_in_place(tmp_path):
+    x = np.random.default_rng(0).normal(size=(4, 8, 8, 3)).astype("float32")
+    y = np.array([0, 1, 2, 0])
+    model = SubclassedNet()
+    model(x)
+    with pytest.raises(ValueError, match="in_place=True"):
+        keras_er.sparsify(model, "erk", 0.3, seed=0)
+    result = keras_er.sparsify(model, "erk", 0.3, seed=0, in_place=True)
+    assert result is model
+    assert isinstance(model.stem, keras_er.ERConv2D)
+    assert [type(c) for c in model.block.convs] == [
+        keras_er.ERConv2D, keras_er.ERDepthwiseConv2D]
+    assert isinstance(model.sep, keras_er.ERSeparableConv2D)
+    assert isinstance(model.head.layers[-1], keras_er.ERDense)
+    assert isinstance(model.shared, keras_er.ERDense)
+    assert len(keras_er.get_masks(model)) == 8
+    # No stale variables of the replaced layers.
+    assert len(model.weights) == len({id(w) for w in model.weights})
+    assert sum(w.path.endswith("mask") for w in model.weights) == 8
+    model.compile(keras.optimizers.Adam(1e-2),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  jit_compile=False)
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0)
+    assert_zero_outside_masks(model)
+    # Weights round trip: rebuild, convert (any seed), load.
+    path = tmp_path / "net.weights.h5"
+    model.save_weights(path)
+    again = SubclassedNet()
+    again(x)
+    keras_er.sparsify(again, "erk", 0.3, seed=123, in_place=True)
+    again.load_weights(path)
+    expected = to_numpy(model(x))
+    np.testing.assert_array_equal(to_numpy(again(x)), expected)
+    # Strip in place: plain layers, equal outputs.
+    keras_er.strip(model, in_place=True)
+    assert type(model.stem) is keras.layers.Conv2D
+    assert type(model.sep) is keras.layers.SeparableConv2D
+    assert not any(is_er_layer(u) for u in iter_maskable(model))
+    np.testing.assert_allclose(to_numpy(model(x)), expected, atol=1e-6)
+
+
+def test_in_place_errors_are_clear():
+    class Hidden(keras.Model):
+        """Uses a layer through a bound method only: nothing to reassign."""
+
+        def __init__(self):
+            super().__init__()
+            self.proj = keras.layers.Dense(3)
+            self.apply_proj = self.proj.__call__
+            self.proj = None  # Still tracked by Keras.
+
+        def call(self, x):
+            return self.apply_proj(x)
+
+    with pytest.raises(ValueError, match="not built"):
+        keras_er.sparsify(SubclassedNet(), "erk", 0.3, seed=0, in_place=True)
+    with pytest.raises(ValueError, match="subclassed"):
+        keras_er.sparsify(plain_model("conv1d"), "erk", 0.3, seed=0,
+                          in_place=True)
+    model = Hidden()
+    model(np.ones((1, 4), "float32"))
+    with pytest.raises(ValueError, match="Cannot convert layers"):
+        keras_er.sparsify(model, "uniform", 0.5, seed=0, in_place=True)
+    assert type(model.layers[0]) is keras.layers.Dense  # Nothing changed.
