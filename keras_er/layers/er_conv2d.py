@@ -53,12 +53,3 @@ class ERConv2D(MaskedKernelMixin, keras.layers.Conv2D):
             density, seed, sampling, flow, reparameterization
         )
         super().__init__(filters, kernel_size, **kwargs)
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        self._build_mask()
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(self._mask_config())
-        return config

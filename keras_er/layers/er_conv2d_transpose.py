@@ -58,14 +58,3 @@ class ERConv2DTranspose(MaskedKernelMixin, keras.layers.Conv2DTranspose):
             density, seed, sampling, flow, reparameterization
         )
         super().__init__(filters, kernel_size, **kwargs)
-
-    def build(self, input_shape):
-        # The Keras base assigns `self.kernel`; the mixin's setter keeps it
-        # as `_kernel` and `kernel` returns the masked kernel.
-        super().build(input_shape)
-        self._build_mask()
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(self._mask_config())
-        return config

@@ -58,12 +58,3 @@ class ERDense(MaskedKernelMixin, keras.layers.Dense):
             density, seed, sampling, flow, reparameterization
         )
         super().__init__(units, **kwargs)
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        self._build_mask()
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(self._mask_config())
-        return config

@@ -97,12 +97,3 @@ class EREinsumDense(MaskedKernelMixin, keras.layers.EinsumDense):
     @classmethod
     def unit_axes_for(cls, layer):
         return einsum_unit_axes(layer.equation, len(layer._kernel.shape))
-
-    def build(self, input_shape):
-        super().build(input_shape)
-        self._build_mask()
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(self._mask_config())
-        return config

@@ -81,8 +81,9 @@ class MaskedKernelMixin:
     """Adds a non-trainable 0/1 ``mask`` variable to a layer's ``_kernel``.
 
     Subclasses put this mixin first in their bases, before the Keras layer,
-    call ``_init_mask_options`` from ``__init__`` and ``_build_mask`` at the
-    end of ``build``.
+    and call ``_init_mask_options`` from ``__init__``; the mixin's ``build``
+    adds the mask after the base layer's variables and its ``get_config``
+    adds the mask options.
     """
 
     ER_CONFIG_KEYS = ("density", "seed", "sampling", "flow", "reparameterization")
@@ -143,6 +144,18 @@ class MaskedKernelMixin:
             mask, self.density, rng, self.flow, axes=self.unit_axes
         )
         return mask
+
+    def build(self, input_shape):
+        # The Keras base layer creates `_kernel` (some bases assign
+        # `self.kernel`, which the setter below stores as `_kernel`); the
+        # mask comes right after it.
+        super().build(input_shape)
+        self._build_mask()
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(self._mask_config())
+        return config
 
     def _build_mask(self):
         shape = tuple(self._kernel.shape)
