@@ -265,7 +265,9 @@ def _strategy(name):
     if keras.backend.backend() != "tensorflow":
         raise ValueError(
             f"strategy={name!r} needs the TensorFlow backend, not "
-            f"{keras.backend.backend()!r}."
+            f"{keras.backend.backend()!r}. Fix: set KERAS_BACKEND=tensorflow "
+            "(on JAX, use keras.distribution.DataParallel instead; see "
+            "docs/backends.md)."
         )
     import tensorflow as tf
 

@@ -359,6 +359,7 @@ def test_annealing_follows_level_schedule(digits, capsys):
     assert "EdgePopup: level 5/5" in printed
 
 
+@pytest.mark.accuracy
 def test_real_run_digits_weights_never_trained(digits):
     x_train, x_test, y_train, y_test = digits
     sparse = prepared(mlp_bn(width=64), density=0.5)

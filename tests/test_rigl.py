@@ -417,6 +417,7 @@ def test_jit_compile_does_not_retrace_on_mask_updates():
         assert np.count_nonzero(kernel) > 0.9 * mask.sum()
 
 
+@pytest.mark.accuracy
 def test_rigl_improves_a_very_sparse_net_on_digits():
     """ER at 97% sparsity on sklearn digits: RiGL beats the fixed mask."""
     from sklearn.datasets import load_digits

@@ -207,6 +207,7 @@ def test_fold_leaves_outputs_unchanged(digits):
     )
 
 
+@pytest.mark.accuracy
 def test_digits_str_from_er_reaches_good_accuracy(digits):
     x, x_test, y, y_test = digits
     model = digits_er_model(0.3)  # ER, sparsity 0.7
