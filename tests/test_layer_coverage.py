@@ -449,3 +449,17 @@ def test_in_place_errors_are_clear():
     with pytest.raises(ValueError, match="Cannot convert layers"):
         keras_er.sparsify(model, "uniform", 0.5, seed=0, in_place=True)
     assert type(model.layers[0]) is keras.layers.Dense  # Nothing changed.
+
+
+@pytest.mark.tf_only
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_saved_model_export_reproduces_outputs(name, tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    sparse = keras_er.sparsify(plain_model(name), "erk", 0.3, seed=0)
+    x = batch(name, 3)
+    keras_er.export(sparse, tmp_path / "exported")
+    # Keep the loaded object alive: its variables die with it.
+    reloaded = tf.saved_model.load(str(tmp_path / "exported"))
+    served = reloaded.serve(x)
+    np.testing.assert_allclose(np.asarray(served), to_numpy(sparse(x)),
+                               rtol=1e-5, atol=1e-5)
