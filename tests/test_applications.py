@@ -102,3 +102,11 @@ def test_sparsify_train_save_load_strip(name, tmp_path):
     assert not any(is_er_layer(u) for u in iter_maskable(plain))
     np.testing.assert_allclose(to_numpy(plain(x, training=False)), expected,
                                rtol=1e-5, atol=1e-5)
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        keras_er.export(sparse, tmp_path / "exported")
+        reloaded = tf.saved_model.load(str(tmp_path / "exported"))
+        np.testing.assert_allclose(np.asarray(reloaded.serve(x)), expected,
+                                   rtol=1e-4, atol=1e-4)
