@@ -33,7 +33,12 @@ _MAX_REDRAWS = 100
 
 
 def check_sampling(sampling):
-    """Raises ValueError unless ``sampling`` is a known sampling mode."""
+    """Raises ValueError unless ``sampling`` is a known sampling mode.
+
+    Example:
+
+    >>> keras_er.masks.check_sampling("exact")
+    """
     if sampling not in SAMPLING_MODES:
         raise ValueError(
             f"sampling must be one of {SAMPLING_MODES}, got {sampling!r}."
@@ -42,7 +47,12 @@ def check_sampling(sampling):
 
 
 def check_flow(flow):
-    """Raises ValueError unless ``flow`` is a known flow-preservation mode."""
+    """Raises ValueError unless ``flow`` is a known flow-preservation mode.
+
+    Example:
+
+    >>> keras_er.masks.check_flow("addition")
+    """
     if flow not in FLOW_MODES:
         raise ValueError(
             f"flow must be one of {FLOW_MODES}, got {flow!r}. Use None to "
@@ -52,7 +62,12 @@ def check_flow(flow):
 
 
 def layer_rng(seed, index):
-    """The generator used for layer number ``index`` under ``seed``."""
+    """The generator used for layer number ``index`` under ``seed``.
+
+    Example:
+
+    >>> keras_er.masks.layer_rng(0, 1).random()  # same on every backend
+    """
     return np.random.default_rng([int(seed), int(index)])
 
 

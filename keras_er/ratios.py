@@ -112,6 +112,11 @@ def check_density(density, name="density"):
 
     Raises:
         ValueError: If ``density`` is not a number in ``(0, 1]``.
+
+    Example:
+
+    >>> keras_er.ratios.check_density(0.1)
+    0.1
     """
     try:
         value = float(density)
@@ -347,6 +352,10 @@ def get(name):
 
     Raises:
         ValueError: For an unknown name.
+
+    Example:
+
+    >>> keras_er.ratios.get("balanced")([(784, 300), (300, 10)], 0.1)
     """
     key = str(name).lower()
     if key not in METHODS:

@@ -36,12 +36,24 @@ KERAS_LAYER_FOR = {er: plain for plain, er in ER_LAYER_FOR.items()}
 
 
 def is_er_layer(layer):
-    """Whether ``layer`` carries a keras_er mask."""
+    """Whether ``layer`` carries a keras_er mask.
+
+    Example:
+
+    >>> is_er_layer(keras_er.ERDense(4, density=0.5))
+    True
+    """
     return isinstance(layer, MaskedKernelMixin)
 
 
 def is_er_composite(layer):
-    """Whether ``layer`` holds ER sublayers (ERSeparableConv2D, ERMHA)."""
+    """Whether ``layer`` holds ER sublayers (ERSeparableConv2D, ERMHA).
+
+    Example:
+
+    >>> is_er_composite(keras_er.ERSeparableConv2D(8, 3, density=0.5))
+    True
+    """
     return isinstance(layer, MaskedCompositeMixin)
 
 
