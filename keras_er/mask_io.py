@@ -12,7 +12,7 @@ def er_layers(model):
 
     A layer with several masked kernels (`ERSeparableConv2D`,
     `ERMultiHeadAttention`) contributes one ER sublayer per kernel, named
-    ``"<layer>.<role>"``.
+    ``"<layer>-<role>"``.
 
     Raises:
         ValueError: If the model has no ER layer.

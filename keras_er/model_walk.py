@@ -2,7 +2,7 @@
 
 The unit of masking is one kernel. Most layers have one; a
 `SeparableConv2D` or `MultiHeadAttention` has several, each a *role*. In a
-sparsified model every role is an ER sublayer (``"<layer>.<role>"``); in a
+sparsified model every role is an ER sublayer (``"<layer>-<role>"``); in a
 plain model `iter_maskable` yields a `KernelSlot` for it, a light view that
 looks like a layer (``name``, ``_kernel``, ``kernel``, ``bias``) to the
 ratio, scoring and summary code.
@@ -16,6 +16,7 @@ from keras_er.layers import (
     is_er_composite,
     is_er_layer,
 )
+from keras_er.layers.composite import role_name
 from keras_er.masks import DEFAULT_AXES
 from keras_er.ratios import KernelShape
 
@@ -70,7 +71,7 @@ class KernelSlot:
     """One kernel of a plain Keras layer that has several (a view).
 
     Looks like a maskable layer to keras_er's ratio, scoring and summary
-    code: ``name`` is ``"<layer name>.<role>"`` (the name of the ER sublayer
+    code: ``name`` is ``"<layer name>-<role>"`` (the name of the ER sublayer
     `keras_er.sparsify` makes for it), ``_kernel`` and ``kernel`` are the
     kernel variable, ``bias`` its bias (or None). Other attributes are read
     from ``holder``, the layer that applies the kernel (the projection
@@ -88,7 +89,7 @@ class KernelSlot:
         self.owner = owner
         self.holder = owner if holder is None else holder
         self.role = role
-        self.name = f"{owner.name}.{role}"
+        self.name = role_name(owner.name, role)
         self._kernel = kernel
         self.kernel = kernel
         self.bias = bias

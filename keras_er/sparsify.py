@@ -70,7 +70,7 @@ def sparsify(
     Every selected weight layer is replaced by its ER layer (`ERDense`,
     `ERConv1D/2D/3D`, `ERConv2DTranspose`, `ERDepthwiseConv2D`,
     `EREinsumDense`; `ERSeparableConv2D` and `ERMultiHeadAttention` mask each
-    of their kernels, named ``"<layer>.<role>"``) with the same config and
+    of their kernels, named ``"<layer>-<role>"``) with the same config and
     weights, and a mask drawn with the layer's density from
     `keras_er.layer_densities`. Kernel entries outside the mask are set to
     zero. Biases, BatchNorm and other normalization layers are never masked.

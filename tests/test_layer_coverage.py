@@ -255,15 +255,15 @@ def test_roles_left_out_stay_plain_and_strip_back():
     model = plain_model("multi_head_attention")
     mha = model.layers[1].name
     sparse = keras_er.sparsify(model, "uniform", 0.3, seed=0,
-                               layers=rf"{mha}\.(query|value)")
+                               layers=rf"{mha}-(query|value)")
     layer = sparse.layers[1]
     kinds = {role: type(unit).__name__ for role, unit in layer.er_units()}
     assert kinds == {
         "query": "EREinsumDense", "key": "EinsumDense",
         "value": "EREinsumDense", "attention_output": "EinsumDense",
     }
-    assert sorted(keras_er.get_masks(sparse)) == [f"{mha}.query",
-                                                  f"{mha}.value"]
+    assert sorted(keras_er.get_masks(sparse)) == [f"{mha}-query",
+                                                  f"{mha}-value"]
     # The dense roles keep the original weights.
     original = model.layers[1].key_dense
     np.testing.assert_array_equal(to_numpy(layer.key_dense.kernel),
@@ -278,16 +278,16 @@ def test_set_masks_and_summary_name_each_kernel():
     model = plain_model("separable_conv2d")
     name = model.layers[1].name
     rows = keras_er.summary(model, print_fn=None)
-    assert [r["name"] for r in rows[:-1]] == [f"{name}.depthwise",
-                                               f"{name}.pointwise"]
+    assert [r["name"] for r in rows[:-1]] == [f"{name}-depthwise",
+                                               f"{name}-pointwise"]
     assert rows[-1]["dense_flops"] == 2 * 6 * 6 * (3 * 3 * 4 * 2 + 8 * 6)
     sparse = keras_er.sparsify(model, "uniform", 0.5, seed=0)
     sparse_rows = keras_er.summary(sparse, print_fn=None)
     assert sparse_rows[-1]["dense_flops"] == rows[-1]["dense_flops"]
     masks = keras_er.get_masks(sparse)
-    masks[f"{name}.pointwise"] = np.ones_like(masks[f"{name}.pointwise"])
+    masks[f"{name}-pointwise"] = np.ones_like(masks[f"{name}-pointwise"])
     keras_er.set_masks(sparse, masks)
-    assert keras_er.get_masks(sparse)[f"{name}.pointwise"].all()
+    assert keras_er.get_masks(sparse)[f"{name}-pointwise"].all()
 
 
 def test_shared_layers_get_one_mask():

@@ -7,13 +7,23 @@ layer (`ERDepthwiseConv2D`, `ERConv2D`, `EREinsumDense`) for every masked
 *role* and the plain Keras layer for a role kept dense. Every masked kernel
 is then an ordinary ER layer with one ``_kernel`` and one ``mask``, which is
 what the ratio methods, `get_masks`, the callbacks and `strip` work on. Its
-name is ``"<layer name>.<role>"``, e.g. ``"mha.query"``.
+name is ``"<layer name>-<role>"``, e.g. ``"mha-query"``.
 """
 
 import numpy as np
 
 from keras_er import masks as masks_lib
 from keras_er.ratios import check_density
+
+# Joins a layer name and a kernel role ("mha-query"). Not ".": the torch
+# backend registers variables by path and forbids "." in parameter names;
+# not "/", the path separator.
+ROLE_SEPARATOR = "-"
+
+
+def role_name(owner_name, role):
+    """The name of the kernel ``role`` of layer ``owner_name``."""
+    return f"{owner_name}{ROLE_SEPARATOR}{role}"
 
 
 def role_seed(seed, index):
@@ -83,7 +93,7 @@ class MaskedCompositeMixin:
 
     def _make_unit(self, role, er_class, plain_class, kwargs):
         """The sublayer of ``role``: ER when masked, plain Keras otherwise."""
-        kwargs = dict(kwargs, name=f"{self.name}.{role}")
+        kwargs = dict(kwargs, name=role_name(self.name, role))
         if role not in self.masked_roles():
             return plain_class(**kwargs)
         density = (

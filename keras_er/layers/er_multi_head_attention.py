@@ -23,7 +23,7 @@ class ERMultiHeadAttention(
 
     Each projection (roles ``"query"``, ``"key"``, ``"value"``,
     ``"attention_output"``, and ``"gate"`` with ``use_gate=True``) is an
-    `EREinsumDense` sublayer named ``"<name>.<role>"`` with its own mask;
+    `EREinsumDense` sublayer named ``"<name>-<role>"`` with its own mask;
     the attention computation itself is Keras'. The ratio methods,
     `keras_er.get_masks`, `keras_er.summary` and the callbacks count each
     projection as its own maskable tensor. Its units are features: the query
