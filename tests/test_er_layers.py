@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import keras_er
+from keras_er.layers import KERAS_LAYER_FOR
 from tests.conftest import to_numpy
 
 OPTIMIZERS = {
@@ -46,7 +47,7 @@ def test_forward_equals_plain_layer_with_masked_kernel(build):
     for layer in model.layers:
         if isinstance(layer, keras_er.layers.MaskedKernelMixin):
             kernel = to_numpy(layer._kernel) * to_numpy(layer.mask)
-            plain = type(layer).__mro__[2].from_config(
+            plain = KERAS_LAYER_FOR[type(layer)].from_config(
                 {k: v for k, v in layer.get_config().items()
                  if k not in layer.ER_CONFIG_KEYS}
             )

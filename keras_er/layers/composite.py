@@ -13,6 +13,7 @@ name is ``"<layer name>-<role>"``, e.g. ``"mha-query"``.
 import numpy as np
 
 from keras_er import masks as masks_lib
+from keras_er.layers.masked_kernel import StripFirstMixin
 from keras_er.ratios import check_density
 
 # Joins a layer name and a kernel role ("mha-query"). Not ".": the torch
@@ -34,7 +35,7 @@ def role_seed(seed, index):
     return int(state[0] % (2**31 - 1))
 
 
-class MaskedCompositeMixin:
+class MaskedCompositeMixin(StripFirstMixin):
     """Per-role masks for a layer with several kernels.
 
     Subclasses put this mixin first in their bases, define ``ROLES`` (every
@@ -146,16 +147,3 @@ class MaskedCompositeMixin:
             "flow": self.flow,
             "reparameterization": reparameterizations or None,
         }
-
-    def quantize(self, mode=None, **kwargs):
-        raise NotImplementedError(
-            f"{type(self).__name__} cannot be quantized directly. Call "
-            "`keras_er.strip(model)` to get plain Keras layers with the "
-            "sparse weights, then quantize that model."
-        )
-
-    def enable_lora(self, *args, **kwargs):
-        raise NotImplementedError(
-            f"{type(self).__name__} does not support LoRA: a low-rank update "
-            "would be dense. Call `keras_er.strip(model)` first."
-        )

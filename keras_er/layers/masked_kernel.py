@@ -77,7 +77,25 @@ def _base_has_kernel_property(cls):
     return any("kernel" in vars(base) for base in after)
 
 
-class MaskedKernelMixin:
+class StripFirstMixin:
+    """Quantization and LoRA refuse masked layers and point to `strip`."""
+
+    def quantize(self, mode=None, **kwargs):
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot be quantized directly. Call "
+            "`keras_er.strip(model)` to get plain Keras layers with the "
+            "sparse weights, then quantize that model."
+        )
+
+    def enable_lora(self, *args, **kwargs):
+        raise NotImplementedError(
+            f"{type(self).__name__} does not support LoRA: a low-rank update "
+            "would be dense. Call `keras_er.strip(model)` first if you want "
+            "a dense LoRA update on top of the sparse weights."
+        )
+
+
+class MaskedKernelMixin(StripFirstMixin):
     """Adds a non-trainable 0/1 ``mask`` variable to a layer's ``_kernel``.
 
     Subclasses put this mixin first in their bases, before the Keras layer,
@@ -290,16 +308,20 @@ class MaskedKernelMixin:
         extra += [getattr(self, name) for name in self._reparam_attributes]
         return extra
 
+    def _stored_variables(self):
+        """Kernel, bias (if any), mask, reparameterization: the saved order."""
+        variables = [self._kernel]
+        if self.bias is not None:
+            variables.append(self.bias)
+        return variables + self._extra_variables()
+
     def save_own_variables(self, store):
         # Same layout as the Keras base layer (kernel "0", bias "1"), but the
         # raw kernel variable: Keras would store the `kernel` property, which
         # a reparameterization changes.
         if not self.built:
             return
-        variables = [self._kernel]
-        if self.bias is not None:
-            variables.append(self.bias)
-        variables += self._extra_variables()
+        variables = self._stored_variables()
         encoded = self._compact_encoding()
         for i, variable in enumerate(variables):
             store[str(i)] = encoded.get(i, variable)
@@ -342,10 +364,7 @@ class MaskedKernelMixin:
         # trainable variables would shift.
         if not self.built:
             return
-        variables = [self._kernel]
-        if self.bias is not None:
-            variables.append(self.bias)
-        variables += self._extra_variables()
+        variables = self._stored_variables()
         if len(store.keys()) != len(variables):
             raise ValueError(
                 f"Layer {self.name!r} expected {len(variables)} variables "
@@ -359,20 +378,6 @@ class MaskedKernelMixin:
         for variable, value in zip(variables, values):
             variable.assign(value)
         self.apply_mask()
-
-    def quantize(self, mode=None, **kwargs):
-        raise NotImplementedError(
-            f"{type(self).__name__} cannot be quantized directly. Call "
-            "`keras_er.strip(model)` to get plain Keras layers with the "
-            "sparse weights, then quantize that model."
-        )
-
-    def enable_lora(self, *args, **kwargs):
-        raise NotImplementedError(
-            f"{type(self).__name__} does not support LoRA: a low-rank update "
-            "would be dense. Call `keras_er.strip(model)` first if you want "
-            "a dense LoRA update on top of the sparse weights."
-        )
 
     def _mask_config(self):
         reparameterization = self.reparameterization
