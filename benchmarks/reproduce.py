@@ -97,8 +97,10 @@ def configs(args):
     starts = _csv(args.start_ratios)
     sparsities = _csv(args.sparsities, float)
     out = []
-    for model in _csv(args.models):
-        for seed in range(args.seeds):
+    # Seed-major order: a run cut short still holds every model for the
+    # seeds it finished (and --resume completes the rest).
+    for seed in range(args.seeds):
+        for model in _csv(args.models):
             def add(part, label, **kw):
                 out.append((part, label,
                             dict(common, model=model, seed=seed, **kw)))

@@ -33,7 +33,8 @@ def get_masks(model):
         model: A model with ER layers.
 
     Returns:
-        ``{layer_name: numpy array of 0.0/1.0}`` in forward order.
+        ``{layer_name: float32 numpy array of 0.0/1.0}`` in forward order,
+        whatever the layers' ``mask_dtype``.
 
     Example:
 
@@ -43,7 +44,9 @@ def get_masks(model):
     ```
     """
     return {
-        layer.name: np.asarray(keras.ops.convert_to_numpy(layer.mask))
+        layer.name: np.asarray(
+            keras.ops.convert_to_numpy(layer.mask), dtype=np.float32
+        )
         for layer in er_layers(model)
     }
 

@@ -146,7 +146,7 @@ class SparsitySummaries(keras.callbacks.Callback):
         nonzeros = total["nonzeros"]
         for layer in reparameterized:
             size = int(np.prod(layer.mask.shape))
-            kept = _count(ops.greater(layer.mask, 0))
+            kept = _count(ops.cast(layer.mask, "bool"))
             if has_soft_threshold(layer):
                 tau = float(threshold_value(layer))
                 values[f"str_threshold/{layer.name}"] = tau
@@ -239,7 +239,7 @@ def _str_alive(layer):
     tau = layer.reparameterization.threshold(layer, kernel.dtype)
     return _count(
         ops.logical_and(
-            ops.greater(layer.mask, 0), ops.greater(ops.abs(kernel), tau)
+            ops.cast(layer.mask, "bool"), ops.greater(ops.abs(kernel), tau)
         )
     )
 

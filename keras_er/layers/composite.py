@@ -45,7 +45,8 @@ class MaskedCompositeMixin(StripFirstMixin):
     """
 
     ER_CONFIG_KEYS = (
-        "density", "seed", "sampling", "flow", "reparameterization"
+        "density", "seed", "sampling", "flow", "reparameterization",
+        "mask_dtype",
     )
     #: Config key of the mask seed (a layer that already has a ``seed``
     #: argument, like MultiHeadAttention's dropout seed, uses another).
@@ -53,7 +54,8 @@ class MaskedCompositeMixin(StripFirstMixin):
     ROLES = ()
 
     def _init_composite_options(
-        self, density, seed, sampling, flow, reparameterization=None
+        self, density, seed, sampling, flow, reparameterization=None,
+        mask_dtype="float32",
     ):
         if isinstance(density, dict):
             unknown = sorted(set(density) - set(self.ROLES))
@@ -74,6 +76,7 @@ class MaskedCompositeMixin(StripFirstMixin):
         self.mask_seed = None if seed is None else int(seed)
         self.sampling = masks_lib.check_sampling(sampling)
         self.flow = masks_lib.check_flow(flow)
+        self.mask_dtype = masks_lib.check_mask_dtype(mask_dtype)
         if reparameterization is not None and not isinstance(
             reparameterization, dict
         ):
@@ -106,6 +109,7 @@ class MaskedCompositeMixin(StripFirstMixin):
             seed=role_seed(self.mask_seed, self.ROLES.index(role)),
             sampling=self.sampling,
             flow=self.flow,
+            mask_dtype=self.mask_dtype,
             reparameterization=self._role_reparameterizations.get(role),
             **kwargs,
         )
@@ -145,5 +149,6 @@ class MaskedCompositeMixin(StripFirstMixin):
             self.SEED_KEY: self.mask_seed,
             "sampling": self.sampling,
             "flow": self.flow,
+            "mask_dtype": self.mask_dtype,
             "reparameterization": reparameterizations or None,
         }

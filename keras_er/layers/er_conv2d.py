@@ -28,6 +28,9 @@ class ERConv2D(MaskedKernelMixin, keras.layers.Conv2D):
         reparameterization: Optional `KernelReparameterization` (or its
             serialized config) changing how the effective kernel is computed
             (used by STR and edge-popup).
+        mask_dtype: dtype of the mask variable: ``"float32"`` (default),
+            ``"uint8"`` or ``"bool"`` (a quarter of the memory; the
+            forward pass casts it to the kernel's dtype).
         **kwargs: Every other `keras.layers.Conv2D` argument.
 
     Example:
@@ -47,9 +50,11 @@ class ERConv2D(MaskedKernelMixin, keras.layers.Conv2D):
         sampling="bernoulli",
         flow="addition",
         reparameterization=None,
+        mask_dtype="float32",
         **kwargs,
     ):
         self._init_mask_options(
-            density, seed, sampling, flow, reparameterization
+            density, seed, sampling, flow, reparameterization,
+            mask_dtype,
         )
         super().__init__(filters, kernel_size, **kwargs)

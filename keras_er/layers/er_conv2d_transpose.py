@@ -30,6 +30,9 @@ class ERConv2DTranspose(MaskedKernelMixin, keras.layers.Conv2DTranspose):
         flow: ``"addition"``, ``"rejection"`` or ``None``.
         reparameterization: Optional `KernelReparameterization` (or its
             serialized config) changing how the effective kernel is computed.
+        mask_dtype: dtype of the mask variable: ``"float32"`` (default),
+            ``"uint8"`` or ``"bool"`` (a quarter of the memory; the
+            forward pass casts it to the kernel's dtype).
         **kwargs: Every other `keras.layers.Conv2DTranspose` argument.
 
     Example:
@@ -52,9 +55,11 @@ class ERConv2DTranspose(MaskedKernelMixin, keras.layers.Conv2DTranspose):
         sampling="bernoulli",
         flow="addition",
         reparameterization=None,
+        mask_dtype="float32",
         **kwargs,
     ):
         self._init_mask_options(
-            density, seed, sampling, flow, reparameterization
+            density, seed, sampling, flow, reparameterization,
+            mask_dtype,
         )
         super().__init__(filters, kernel_size, **kwargs)

@@ -33,6 +33,9 @@ class ERDepthwiseConv2D(MaskedKernelMixin, keras.layers.DepthwiseConv2D):
         flow: ``"addition"``, ``"rejection"`` or ``None``.
         reparameterization: Optional `KernelReparameterization` (or its
             serialized config) changing how the effective kernel is computed.
+        mask_dtype: dtype of the mask variable: ``"float32"`` (default),
+            ``"uint8"`` or ``"bool"`` (a quarter of the memory; the
+            forward pass casts it to the kernel's dtype).
         **kwargs: Every other `keras.layers.DepthwiseConv2D` argument
             (``depth_multiplier``, ``depthwise_initializer``, ...).
 
@@ -55,9 +58,11 @@ class ERDepthwiseConv2D(MaskedKernelMixin, keras.layers.DepthwiseConv2D):
         sampling="bernoulli",
         flow="addition",
         reparameterization=None,
+        mask_dtype="float32",
         **kwargs,
     ):
         self._init_mask_options(
-            density, seed, sampling, flow, reparameterization
+            density, seed, sampling, flow, reparameterization,
+            mask_dtype,
         )
         super().__init__(kernel_size, **kwargs)

@@ -67,6 +67,9 @@ class EREinsumDense(MaskedKernelMixin, keras.layers.EinsumDense):
         flow: ``"addition"``, ``"rejection"`` or ``None``.
         reparameterization: Optional `KernelReparameterization` (or its
             serialized config) changing how the effective kernel is computed.
+        mask_dtype: dtype of the mask variable: ``"float32"`` (default),
+            ``"uint8"`` or ``"bool"`` (a quarter of the memory; the
+            forward pass casts it to the kernel's dtype).
         **kwargs: Every other `keras.layers.EinsumDense` argument.
 
     Example:
@@ -87,10 +90,12 @@ class EREinsumDense(MaskedKernelMixin, keras.layers.EinsumDense):
         sampling="bernoulli",
         flow="addition",
         reparameterization=None,
+        mask_dtype="float32",
         **kwargs,
     ):
         self._init_mask_options(
-            density, seed, sampling, flow, reparameterization
+            density, seed, sampling, flow, reparameterization,
+            mask_dtype,
         )
         super().__init__(equation, output_shape, **kwargs)
 

@@ -45,6 +45,9 @@ class ERMultiHeadAttention(
         flow: ``"addition"``, ``"rejection"`` or ``None``.
         reparameterization: Optional dict ``{role: serialized
             KernelReparameterization}`` (written by `get_config`).
+        mask_dtype: dtype of the mask variable: ``"float32"`` (default),
+            ``"uint8"`` or ``"bool"`` (a quarter of the memory; the
+            forward pass casts it to the kernel's dtype).
         **kwargs: Every other `keras.layers.MultiHeadAttention` argument.
 
     Example:
@@ -60,7 +63,8 @@ class ERMultiHeadAttention(
 
     ROLES = tuple(role for role, _ in _PROJECTIONS)
     ER_CONFIG_KEYS = (
-        "density", "mask_seed", "sampling", "flow", "reparameterization"
+        "density", "mask_seed", "sampling", "flow", "reparameterization",
+        "mask_dtype",
     )
     SEED_KEY = "mask_seed"
 
@@ -73,10 +77,12 @@ class ERMultiHeadAttention(
         sampling="bernoulli",
         flow="addition",
         reparameterization=None,
+        mask_dtype="float32",
         **kwargs,
     ):
         self._init_composite_options(
-            density, mask_seed, sampling, flow, reparameterization
+            density, mask_seed, sampling, flow, reparameterization,
+            mask_dtype,
         )
         super().__init__(num_heads, key_dim, **kwargs)
 

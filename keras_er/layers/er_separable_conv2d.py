@@ -37,6 +37,9 @@ class ERSeparableConv2D(MaskedCompositeMixin, keras.layers.SeparableConv2D):
         flow: ``"addition"``, ``"rejection"`` or ``None``.
         reparameterization: Optional dict ``{role: serialized
             KernelReparameterization}`` (written by `get_config`).
+        mask_dtype: dtype of the mask variable: ``"float32"`` (default),
+            ``"uint8"`` or ``"bool"`` (a quarter of the memory; the
+            forward pass casts it to the kernel's dtype).
         **kwargs: Every other `keras.layers.SeparableConv2D` argument.
 
     Example:
@@ -61,10 +64,12 @@ class ERSeparableConv2D(MaskedCompositeMixin, keras.layers.SeparableConv2D):
         sampling="bernoulli",
         flow="addition",
         reparameterization=None,
+        mask_dtype="float32",
         **kwargs,
     ):
         self._init_composite_options(
-            density, seed, sampling, flow, reparameterization
+            density, seed, sampling, flow, reparameterization,
+            mask_dtype,
         )
         super().__init__(filters, kernel_size, **kwargs)
 

@@ -104,7 +104,10 @@ class MaskedKernelMixin(StripFirstMixin):
     adds the mask options.
     """
 
-    ER_CONFIG_KEYS = ("density", "seed", "sampling", "flow", "reparameterization")
+    ER_CONFIG_KEYS = (
+        "density", "seed", "sampling", "flow", "reparameterization",
+        "mask_dtype",
+    )
 
     #: ``(in_axes, out_axes)`` of the kernel's units (see `keras_er.masks`);
     #: layers whose layout is not ``(..., n_in, n_out)`` override it.
@@ -126,7 +129,8 @@ class MaskedKernelMixin(StripFirstMixin):
         return self.unit_axes_for(self)
 
     def _init_mask_options(
-        self, density, seed, sampling, flow, reparameterization=None
+        self, density, seed, sampling, flow, reparameterization=None,
+        mask_dtype="float32",
     ):
         self.density = check_density(density)
         if seed is not None and not isinstance(seed, (int, np.integer)):
@@ -134,6 +138,7 @@ class MaskedKernelMixin(StripFirstMixin):
         self.seed = None if seed is None else int(seed)
         self.sampling = masks_lib.check_sampling(sampling)
         self.flow = masks_lib.check_flow(flow)
+        self.mask_dtype = masks_lib.check_mask_dtype(mask_dtype)
         # `keras_er.sparsify` draws all masks up front and hands each layer
         # its own here, so that build does not draw one only to replace it.
         self._initial_mask = None
@@ -182,6 +187,7 @@ class MaskedKernelMixin(StripFirstMixin):
             name="mask",
             shape=shape,
             initializer=lambda shape, dtype=None: ops.cast(value, dtype),
+            dtype=self.mask_dtype,
             trainable=False,
         )
         # The variable's own constraint is the user's (kernel_constraint,
@@ -390,6 +396,7 @@ class MaskedKernelMixin(StripFirstMixin):
             "seed": self.seed,
             "sampling": self.sampling,
             "flow": self.flow,
+            "mask_dtype": self.mask_dtype,
             "reparameterization": None
             if reparameterization is None
             else keras.saving.serialize_keras_object(reparameterization),

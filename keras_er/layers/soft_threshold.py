@@ -186,7 +186,7 @@ def _alive_counts(layers):
             tau = ops.zeros((), kernel.dtype)
         # Counted where the kernel lives; only a scalar comes to the host.
         kept = ops.logical_and(
-            ops.greater(layer.mask, 0), ops.greater(ops.abs(kernel), tau)
+            ops.cast(layer.mask, "bool"), ops.greater(ops.abs(kernel), tau)
         )
         count = ops.sum(ops.cast(kept, "int32"))
         alive.append(int(ops.convert_to_numpy(count)))
