@@ -266,3 +266,32 @@ def test_backup_and_restore_resumes_imp_under_the_strategy(tmp_path):
             assert_mirrored(ref._kernel), assert_mirrored(res._kernel),
             atol=1e-5,
         )
+
+
+@pytest.mark.parametrize("name", ["rigl", "imp"])
+def test_mixed_precision_and_uint8_masks_under_the_strategy(name):
+    # The loss-scaled float16 step, 1-byte masks and mask updates together,
+    # replicas checked after every batch.
+    _, shape, make_callback, _, epochs = CASES[name]
+    x, y = data(shape=shape)
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        keras.utils.set_random_seed(0)
+        with STRATEGY.scope():
+            model = keras_er.sparsify(mlp(16, (32,), 4), "erk", 0.5, seed=0,
+                                      mask_dtype="uint8")
+        compile_sgd(model)
+        check = ReplicaCheck()
+        history = model.fit(x, y, batch_size=32, epochs=epochs, verbose=0,
+                            shuffle=False,
+                            callbacks=[make_callback(x, y), check])
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    assert check.changes >= 1, "the callback never changed a mask"
+    losses = history.history["loss"]
+    assert np.isfinite(losses).all() and losses[-1] < losses[0]
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    for layer in er_layers(model):
+        assert layer.mask.dtype == "uint8"
+        assert layer.compute_dtype == "float16"

@@ -291,3 +291,33 @@ def test_callbacks_in_mixed_precision(policy_name, name):
         for ref, mask in zip(keras_er.get_masks(reference).values(),
                              after.values()):
             assert np.mean(ref != mask) < 0.02
+
+
+@pytest.mark.parametrize("policy_name", POLICIES)
+@pytest.mark.parametrize("name", ["rigl", "imp", "magnitude_pruning"])
+def test_mixed_precision_under_xla(policy_name, name):
+    # Both at once: the loss-scaled, half-precision step compiled by XLA,
+    # with a callback that changes masks between steps (no retrace).
+    x, y = classification_data()
+    counter = TraceCounter()
+    with global_policy(policy_name):
+        model = sparse_mlp(counter=counter)
+        callback = MIXED_CALLBACKS[name][0](x, y)
+        model.compile(keras.optimizers.SGD(0.1, momentum=0.9), LOSS,
+                      jit_compile=True)
+        masks = keras_er.get_masks(model)
+        count = CountTraces(counter)
+        history = model.fit(x, y, batch_size=32, epochs=3, verbose=0,
+                            callbacks=[callback, count])
+    losses = history.history["loss"]
+    assert np.isfinite(losses).all() and losses[-1] < losses[0]
+    if name != "rigl":  # RiGL's own eager forward passes would count.
+        assert count.counts[-1] == count.counts[0], "the step was retraced"
+    after = keras_er.get_masks(model)
+    assert any((after[k] != masks[k]).any() for k in masks)
+    for layer in er_layers(model):
+        assert layer.compute_dtype == policy_name.split("_")[1]
+        assert layer.mask.dtype == "float32"
+    assert_zero_outside_masks(model)
+    if policy_name == "mixed_float16":
+        assert float(to_numpy(model.optimizer.dynamic_scale)) > 1.0
