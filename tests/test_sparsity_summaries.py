@@ -83,6 +83,41 @@ def test_writer_round_trips_through_tensorflow(tmp_path):
     assert steps == {7: {"a/b": 0.125, "c": -3.0}, 2**40: {"a/b": 0.25}}
 
 
+def test_tensorboard_reads_the_callback_logs(tmp_path):
+    # TensorBoard's own reader (what `tensorboard --logdir` uses) finds the
+    # per-layer densities next to Keras' TensorBoard curves.
+    accumulator = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator"
+    )
+    x, y = data()
+    model = compiled(keras_er.sparsify(mlp(), "erk", 0.4, seed=0))
+    model.fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[
+        SparsitySummaries(str(tmp_path)),
+        keras.callbacks.TensorBoard(str(tmp_path)),
+    ])
+    runs = {}
+    for directory in sorted({os.path.dirname(p) for p in glob.glob(
+            os.path.join(str(tmp_path), "**", "*tfevents*"),
+            recursive=True)}):
+        reader = accumulator.EventAccumulator(directory)
+        reader.Reload()
+        runs[os.path.relpath(directory, str(tmp_path))] = reader
+    sparsity = [r for r in runs.values()
+                if any("density" in t for t in r.Tags()["scalars"])]
+    assert len(sparsity) == 1
+    reader = sparsity[0]
+    masks = keras_er.get_masks(model)
+    for name, mask in masks.items():
+        tags = [t for t in reader.Tags()["scalars"]
+                if name in t and "density" in t]
+        assert tags, f"no density scalar for {name}"
+        last = reader.Scalars(tags[0])[-1].value
+        assert last == pytest.approx(mask.mean(), abs=1e-6)
+    keras_tags = {t for r in runs.values()
+                  for t in r.Tags()["scalars"] + r.Tags()["tensors"]}
+    assert any("loss" in t for t in keras_tags)
+
+
 def test_imp_densities_equal_the_masks(tmp_path):
     model = keras_er.sparsify(mlp(), "balanced", density=0.5, seed=0)
     compiled(model)
