@@ -75,6 +75,27 @@ def scope_of_model(model):
     return strategy.scope()
 
 
+def check_mask_dtype(mask_dtype):
+    """Raises a clear ValueError for a mask dtype the active strategy lacks.
+
+    `MultiWorkerMirroredStrategy` broadcasts every new variable's initial
+    value from worker 0 with a collective op that has no uint8 kernel.
+    """
+    tf = _tf()
+    if tf is None or mask_dtype != "uint8":
+        return
+    if not tf.distribute.has_strategy():
+        return
+    strategy = tf.distribute.get_strategy()
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        raise ValueError(
+            'mask_dtype="uint8" does not work under '
+            "MultiWorkerMirroredStrategy (its collective broadcast of initial "
+            'values has no uint8 kernel). Use mask_dtype="bool" (the '
+            'default, also one byte per entry) or "float32".'
+        )
+
+
 def _describe(strategy):
     name = type(strategy).__name__
     # TensorFlow's implicit strategy outside any scope.

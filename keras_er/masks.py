@@ -26,9 +26,10 @@ from keras_er.ratios import check_density
 
 SAMPLING_MODES = ("bernoulli", "exact")
 FLOW_MODES = ("addition", "rejection", None)
-#: dtypes a mask variable may have. 1-byte masks use a quarter of the memory
-#: of float32 ones; the forward pass casts them to the kernel's dtype.
-MASK_DTYPES = ("float32", "uint8", "bool")
+#: dtypes a mask variable may have (the first is the default). 1-byte masks
+#: use a quarter of the memory of float32 ones at the same train step time
+#: (docs/performance.md); the forward pass casts them to the kernel's dtype.
+MASK_DTYPES = ("bool", "uint8", "float32")
 
 # Rejection sampling gives up on a unit after this many redraws and falls back
 # to adding one edge, so that tiny densities cannot loop forever.
@@ -76,7 +77,7 @@ def check_mask_dtype(mask_dtype):
     if name not in MASK_DTYPES:
         raise ValueError(
             f"mask_dtype must be one of {MASK_DTYPES}, got {mask_dtype!r}. "
-            'Use "uint8" or "bool" for masks a quarter the size of float32.'
+            '"bool" (default) and "uint8" take a quarter of float32\'s memory.'
         )
     return name
 

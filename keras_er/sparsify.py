@@ -63,7 +63,7 @@ def sparsify(
     redraw=False,
     init="keep",
     in_place=False,
-    mask_dtype="float32",
+    mask_dtype="bool",
     **options,
 ):
     """Returns a copy of ``model`` whose weight layers carry random ER masks.
@@ -118,10 +118,11 @@ def sparsify(
             custom layers it holds) and return the same model object.
             Call it before ``compile`` (or compile again): the optimizer
             must see the new variables.
-        mask_dtype: dtype of the mask variables: ``"float32"`` (default),
-            ``"uint8"`` or ``"bool"``. 1-byte masks take a quarter of the
-            memory of float32 ones (see docs/performance.md for the step
-            time each costs).
+        mask_dtype: dtype of the mask variables: ``"bool"`` (default),
+            ``"uint8"`` or ``"float32"``. 1-byte masks take a quarter of the
+            memory of float32 ones at the same step time (measured in
+            docs/performance.md). ``"uint8"`` cannot be used under
+            `tf.distribute.MultiWorkerMirroredStrategy`.
         **options: Passed to the ratio method (e.g. ``power`` for ERK).
 
     Returns:

@@ -60,7 +60,16 @@ def main(out):
             keras.layers.Dense(32, activation="relu"),
             keras.layers.Dense(4),
         ])
-        model = keras_er.sparsify(dense, "erk", 0.5, seed=0)
+        # uint8 variables cannot be broadcast by the strategy: a clear error
+        # (raised on both workers before any variable is created).
+        try:
+            keras_er.sparsify(dense, "erk", 0.5, seed=0, mask_dtype="uint8")
+        except ValueError as error:
+            assert 'mask_dtype="bool"' in str(error), error
+        else:
+            raise AssertionError("uint8 masks under MWMS did not raise")
+        model = keras_er.sparsify(dense, "erk", 0.5, seed=0)  # bool masks
+        assert {layer.mask.dtype for layer in er_layers(model)} == {"bool"}
         model.compile(keras.optimizers.SGD(0.1, momentum=0.9))
     loss_fn = keras.losses.SparseCategoricalCrossentropy(
         from_logits=True, reduction=None

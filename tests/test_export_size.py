@@ -158,7 +158,8 @@ def test_packed_masks_round_trip_exactly(tmp_path):
 
 
 def test_files_with_float_masks_still_load(tmp_path, monkeypatch):
-    sparse = keras_er.sparsify(mlp(), "uniform", 0.4, seed=1)
+    sparse = keras_er.sparsify(mlp(), "uniform", 0.4, seed=1,
+                               mask_dtype="float32")
     path = str(tmp_path / "old.keras")
     # The layout of earlier keras_er versions: float mask, full kernel.
     with monkeypatch.context() as patch:

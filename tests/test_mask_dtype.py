@@ -1,4 +1,4 @@
-"""1-byte masks (``mask_dtype="uint8"`` or ``"bool"``).
+"""1-byte masks (``mask_dtype="bool"``, the default, or ``"uint8"``).
 
 A uint8/bool mask holds the same 0/1 values as a float32 one, so everything
 must behave identically: the same masks drawn, the same training run with
@@ -85,6 +85,16 @@ def assert_exactly_sparse(model, mask_dtype):
         assert not to_numpy(layer._kernel)[mask == 0].any(), layer.name
 
 
+def test_bool_is_the_default():
+    layer = keras_er.ERDense(3, density=0.5, seed=0)
+    layer.build((None, 4))
+    assert layer.mask.dtype == "bool"
+    assert layer.get_config()["mask_dtype"] == "bool"
+    default = keras_er.sparsify(keras.Sequential(
+        [keras.Input((16,)), keras.layers.Dense(4)]), "erk", 0.5, seed=0)
+    assert er_layers(default)[0].mask.dtype == "bool"
+
+
 def test_bad_mask_dtype_names_the_choices():
     with pytest.raises(ValueError, match="mask_dtype must be one of"):
         keras_er.ERDense(4, mask_dtype="int64")
@@ -98,7 +108,8 @@ def test_bad_mask_dtype_names_the_choices():
 @pytest.mark.parametrize("mask_dtype", ONE_BYTE)
 def test_same_masks_at_a_quarter_of_the_memory(mask_dtype):
     model = cnn()
-    reference = keras_er.sparsify(model, "erk", 0.2, seed=3)
+    reference = keras_er.sparsify(model, "erk", 0.2, seed=3,
+                                  mask_dtype="float32")
     small = keras_er.sparsify(model, "erk", 0.2, seed=3,
                               mask_dtype=mask_dtype)
     mask_bytes = kernel_bytes = 0
@@ -115,11 +126,13 @@ def test_same_masks_at_a_quarter_of_the_memory(mask_dtype):
     np.testing.assert_array_equal(to_numpy(small(x)), to_numpy(reference(x)))
 
 
+@pytest.mark.parametrize("mask_dtype", ONE_BYTE)
 @pytest.mark.parametrize("name", sorted(CALLBACKS))
-def test_every_callback_trains_identically_with_uint8_masks(name):
+def test_every_callback_trains_identically_with_1_byte_masks(name,
+                                                             mask_dtype):
     reference = train(name, "float32")
-    small = train(name, "uint8")
-    assert_exactly_sparse(small, "uint8")
+    small = train(name, mask_dtype)
+    assert_exactly_sparse(small, mask_dtype)
     ref_masks, masks = keras_er.get_masks(reference), keras_er.get_masks(small)
     for key in ref_masks:
         assert masks[key].dtype == np.float32
@@ -130,7 +143,7 @@ def test_every_callback_trains_identically_with_uint8_masks(name):
 
 
 @pytest.mark.parametrize("name", ["rigl", "str", "edge_popup"])
-def test_bool_masks_with_the_reparameterizing_callbacks(name):
+def test_summary_counts_1_byte_masks(name):
     model = train(name, "bool")
     assert_exactly_sparse(model, "bool")
     total = keras_er.summary(model, print_fn=None)[-1]

@@ -229,7 +229,8 @@ def test_every_layer_type_keeps_exact_masks_in_mixed_precision(policy):
     loss = sparse.fit(xs, y, batch_size=4, epochs=3, verbose=0)
     for layer in er_layers(sparse):
         assert layer.compute_dtype == policy.split("_")[1]
-        assert layer.mask.dtype == "float32" == layer._kernel.dtype
+        assert layer.mask.dtype == "bool"
+        assert layer._kernel.dtype == "float32"
     assert_zero_outside_masks(sparse)
     losses = loss.history["loss"]
     assert np.isfinite(losses).all() and losses[-1] < losses[0]
@@ -276,7 +277,7 @@ def test_callbacks_in_mixed_precision(policy_name, name):
     after = keras_er.get_masks(model)
     assert any((after[k] != masks[k]).any() for k in masks)
     for layer in er_layers(model):
-        assert layer.mask.dtype == "float32"
+        assert layer.mask.dtype == "bool"
         assert layer.reparameterization is None  # STR / edge-popup folded.
     assert_zero_outside_masks(model)
     if policy_name == "mixed_float16":
@@ -317,7 +318,7 @@ def test_mixed_precision_under_xla(policy_name, name):
     assert any((after[k] != masks[k]).any() for k in masks)
     for layer in er_layers(model):
         assert layer.compute_dtype == policy_name.split("_")[1]
-        assert layer.mask.dtype == "float32"
+        assert layer.mask.dtype == "bool"
     assert_zero_outside_masks(model)
     if policy_name == "mixed_float16":
         assert float(to_numpy(model.optimizer.dynamic_scale)) > 1.0

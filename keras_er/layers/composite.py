@@ -55,7 +55,7 @@ class MaskedCompositeMixin(StripFirstMixin):
 
     def _init_composite_options(
         self, density, seed, sampling, flow, reparameterization=None,
-        mask_dtype="float32",
+        mask_dtype="bool",
     ):
         if isinstance(density, dict):
             unknown = sorted(set(density) - set(self.ROLES))

@@ -28,9 +28,9 @@ class ERConv1D(MaskedKernelMixin, keras.layers.Conv1D):
         flow: ``"addition"``, ``"rejection"`` or ``None``.
         reparameterization: Optional `KernelReparameterization` (or its
             serialized config) changing how the effective kernel is computed.
-        mask_dtype: dtype of the mask variable: ``"float32"`` (default),
-            ``"uint8"`` or ``"bool"`` (a quarter of the memory; the
-            forward pass casts it to the kernel's dtype).
+        mask_dtype: dtype of the mask variable: ``"bool"`` (default)
+            or ``"uint8"`` (one byte per entry), or ``"float32"`` (four);
+            the forward pass casts it to the kernel's dtype.
         **kwargs: Every other `keras.layers.Conv1D` argument.
 
     Example:
@@ -50,7 +50,7 @@ class ERConv1D(MaskedKernelMixin, keras.layers.Conv1D):
         sampling="bernoulli",
         flow="addition",
         reparameterization=None,
-        mask_dtype="float32",
+        mask_dtype="bool",
         **kwargs,
     ):
         self._init_mask_options(

@@ -30,9 +30,9 @@ class ERConv2DTranspose(MaskedKernelMixin, keras.layers.Conv2DTranspose):
         flow: ``"addition"``, ``"rejection"`` or ``None``.
         reparameterization: Optional `KernelReparameterization` (or its
             serialized config) changing how the effective kernel is computed.
-        mask_dtype: dtype of the mask variable: ``"float32"`` (default),
-            ``"uint8"`` or ``"bool"`` (a quarter of the memory; the
-            forward pass casts it to the kernel's dtype).
+        mask_dtype: dtype of the mask variable: ``"bool"`` (default)
+            or ``"uint8"`` (one byte per entry), or ``"float32"`` (four);
+            the forward pass casts it to the kernel's dtype.
         **kwargs: Every other `keras.layers.Conv2DTranspose` argument.
 
     Example:
@@ -55,7 +55,7 @@ class ERConv2DTranspose(MaskedKernelMixin, keras.layers.Conv2DTranspose):
         sampling="bernoulli",
         flow="addition",
         reparameterization=None,
-        mask_dtype="float32",
+        mask_dtype="bool",
         **kwargs,
     ):
         self._init_mask_options(

@@ -67,9 +67,9 @@ class EREinsumDense(MaskedKernelMixin, keras.layers.EinsumDense):
         flow: ``"addition"``, ``"rejection"`` or ``None``.
         reparameterization: Optional `KernelReparameterization` (or its
             serialized config) changing how the effective kernel is computed.
-        mask_dtype: dtype of the mask variable: ``"float32"`` (default),
-            ``"uint8"`` or ``"bool"`` (a quarter of the memory; the
-            forward pass casts it to the kernel's dtype).
+        mask_dtype: dtype of the mask variable: ``"bool"`` (default)
+            or ``"uint8"`` (one byte per entry), or ``"float32"`` (four);
+            the forward pass casts it to the kernel's dtype.
         **kwargs: Every other `keras.layers.EinsumDense` argument.
 
     Example:
@@ -90,7 +90,7 @@ class EREinsumDense(MaskedKernelMixin, keras.layers.EinsumDense):
         sampling="bernoulli",
         flow="addition",
         reparameterization=None,
-        mask_dtype="float32",
+        mask_dtype="bool",
         **kwargs,
     ):
         self._init_mask_options(

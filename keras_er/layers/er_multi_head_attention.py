@@ -45,9 +45,9 @@ class ERMultiHeadAttention(
         flow: ``"addition"``, ``"rejection"`` or ``None``.
         reparameterization: Optional dict ``{role: serialized
             KernelReparameterization}`` (written by `get_config`).
-        mask_dtype: dtype of the mask variable: ``"float32"`` (default),
-            ``"uint8"`` or ``"bool"`` (a quarter of the memory; the
-            forward pass casts it to the kernel's dtype).
+        mask_dtype: dtype of the mask variable: ``"bool"`` (default)
+            or ``"uint8"`` (one byte per entry), or ``"float32"`` (four);
+            the forward pass casts it to the kernel's dtype.
         **kwargs: Every other `keras.layers.MultiHeadAttention` argument.
 
     Example:
@@ -77,7 +77,7 @@ class ERMultiHeadAttention(
         sampling="bernoulli",
         flow="addition",
         reparameterization=None,
-        mask_dtype="float32",
+        mask_dtype="bool",
         **kwargs,
     ):
         self._init_composite_options(

@@ -20,7 +20,7 @@ from keras import ops
 
 from keras_er import masks as masks_lib
 from keras_er.layers import compact_storage
-from keras_er.distribute import scope_of_variable
+from keras_er.distribute import check_mask_dtype, scope_of_variable
 from keras_er.ratios import check_density
 
 try:  # Not public in Keras 3; only needed on the JAX backend.
@@ -130,7 +130,7 @@ class MaskedKernelMixin(StripFirstMixin):
 
     def _init_mask_options(
         self, density, seed, sampling, flow, reparameterization=None,
-        mask_dtype="float32",
+        mask_dtype="bool",
     ):
         self.density = check_density(density)
         if seed is not None and not isinstance(seed, (int, np.integer)):
@@ -182,6 +182,7 @@ class MaskedKernelMixin(StripFirstMixin):
 
     def _build_mask(self):
         shape = tuple(self._kernel.shape)
+        check_mask_dtype(self.mask_dtype)
         value = self._draw_own_mask(shape)
         self.mask = self.add_weight(
             name="mask",
