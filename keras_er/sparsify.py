@@ -252,7 +252,7 @@ def sparsify(
             return plain_clone(layer)
         if is_composite_type(type(layer)):
             return make_composite(layer)
-        mask, layer_density, added, _ = plan[id(layer)]
+        mask, layer_density, added, index = plan[id(layer)]
         config = layer.get_config()
         config.update(
             density=layer_density, seed=None, sampling=sampling, flow=flow,
@@ -260,8 +260,19 @@ def sparsify(
         )
         new_layer = ER_LAYER_FOR[type(layer)].from_config(config)
         new_layer._initial_mask = mask
+        # The new layer's variables are created from their final values:
+        # no random initialization, no copy, no masking pass afterwards.
+        new_layer._initial_values = final_values(layer, mask, layer_density,
+                                                 index)
         new_layer.flow_edges_added = added
         return new_layer
+
+    def final_values(layer, mask, layer_density, index):
+        values = layer.get_weights()
+        if init == "sparse_he_normal":
+            values[0] = he_normal(mask, layer_density, index)
+        values[0] = values[0] * mask.astype(values[0].dtype)
+        return values
 
     def copy_weights(old_layer, new_layer):
         if not is_planned(old_layer):
@@ -270,13 +281,13 @@ def sparsify(
         if is_er_composite(new_layer):
             copy_composite(old_layer, new_layer)
             return
+        if new_layer._built_from_values:
+            return
+        # Built some other way (a base layer with extra variables, say).
         mask, layer_density, _, index = plan[id(old_layer)]
-        values = old_layer.get_weights()
-        if init == "sparse_he_normal":
-            values[0] = he_normal(mask, layer_density, index)
+        values = final_values(old_layer, mask, layer_density, index)
         values.append(mask.astype(new_layer.mask.dtype))
         new_layer.set_weights(values)
-        new_layer.apply_mask()
 
     with strategy_scope:
         if in_place:

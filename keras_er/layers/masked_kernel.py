@@ -12,7 +12,9 @@ here ``_kernel * mask``. On top of that the kernel is kept truly sparse:
   orthogonalizes the whole update matrix, say); the projection does.
 """
 
+import contextlib
 import functools
+import inspect
 
 import keras
 import numpy as np
@@ -67,6 +69,42 @@ def _mask_for_update(layer):
             object.__setattr__(layer, "_step_mask", None)  # One use per step.
             return step_mask
     return mask
+
+
+@contextlib.contextmanager
+def _variables_from(layer, values):
+    """Makes the base layer's build create its variables from ``values``.
+
+    The i-th `add_weight` call of the build gets an initializer returning
+    ``values[i]`` when the shapes match. No random initialization runs and
+    no copy is needed afterwards (`keras_er.sparsify` hands each layer its
+    final, masked weights this way). Yields a dict whose ``"all"`` entry says
+    whether every variable came from ``values``.
+    """
+    remaining = list(values)
+    report = {"all": True}
+    original = layer.add_weight
+    signature = inspect.signature(original)
+
+    def add_weight(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        value = remaining.pop(0) if remaining else None
+        shape = bound.arguments.get("shape")
+        if value is None or shape is None or tuple(shape) != value.shape:
+            report["all"] = False
+            return original(*args, **kwargs)
+        bound.arguments["initializer"] = (
+            lambda shape, dtype=None: ops.cast(value, dtype)
+        )
+        return original(*bound.args, **bound.kwargs)
+
+    # An instance attribute shadows the method during build only.
+    layer.__dict__["add_weight"] = add_weight
+    try:
+        yield report
+    finally:
+        del layer.__dict__["add_weight"]
+        report["all"] = report["all"] and not remaining
 
 
 @functools.lru_cache(maxsize=None)
@@ -142,6 +180,10 @@ class MaskedKernelMixin(StripFirstMixin):
         # `keras_er.sparsify` draws all masks up front and hands each layer
         # its own here, so that build does not draw one only to replace it.
         self._initial_mask = None
+        # And, optionally, the final (masked) values of the base layer's
+        # variables, in creation order (kernel, bias).
+        self._initial_values = None
+        self._built_from_values = False
         self.flow_edges_added = 0
         self.reparameterization = None
         self._reparam_attributes = []
@@ -172,7 +214,13 @@ class MaskedKernelMixin(StripFirstMixin):
         # The Keras base layer creates `_kernel` (some bases assign
         # `self.kernel`, which the setter below stores as `_kernel`); the
         # mask comes right after it.
-        super().build(input_shape)
+        values, self._initial_values = self._initial_values, None
+        if values is None:
+            super().build(input_shape)
+        else:
+            with _variables_from(self, values) as report:
+                super().build(input_shape)
+            self._built_from_values = report["all"]
         self._build_mask()
 
     def get_config(self):
@@ -197,7 +245,8 @@ class MaskedKernelMixin(StripFirstMixin):
         if isinstance(user_constraint, _MaskProjection):
             user_constraint = user_constraint.user_constraint
         self._kernel.constraint = _MaskProjection(self, user_constraint)
-        self.apply_mask()
+        if not self._built_from_values:  # Given values are already masked.
+            self.apply_mask()
         pending, self._pending_reparameterization = (
             getattr(self, "_pending_reparameterization", None),
             None,
