@@ -4,7 +4,7 @@ One command measures every ratio of the performance issue, side by side in
 one run:
 
   masked     masked / dense train step (LeNet-300-100 and conv_small,
-             `keras_er.sparsify(model, "erk", 0.1)`, default uint8 masks),
+             `keras_er.sparsify(model, "erk", 0.1)`, default bool masks),
              XLA off and on.
              Goal <= 1.05.
   tfmot      keras_er / tfmot train step at the same sparsity (0.9): tfmot's
@@ -22,8 +22,8 @@ one run:
   clone      `keras_er.sparsify(ResNet50, "erk", 0.1)` / `clone_model`.
              Goal <= 2.0.
   memory     mask bytes / kernel bytes for each mask dtype (goal <= 0.25),
-             and the train step with a float32 or bool mask against
-             keras_er's default uint8 mask and against dense.
+             and the train step with a float32 or uint8 mask against
+             keras_er's default bool mask and against dense.
 
 Method: the machine may be shared, so the variants of one ratio are timed in
 the same run, interleaved (A B A B ..., the order rotating every repeat) so
@@ -49,7 +49,7 @@ imports); some defaults are changed here.
 Usage, from the repository root:
 
     python benchmarks/perf.py                  # full run, ~10-15 min
-    python benchmarks/perf.py --quick          # smoke run, ~2-3 min
+    python benchmarks/perf.py --quick          # smoke run, ~3-5 min
     python benchmarks/perf.py --only=masked,memory --xla=off
     python benchmarks/perf.py --steps_per_execution=20 --json_out=perf.json
     KERAS_BACKEND=jax python benchmarks/perf.py --only=masked,memory
@@ -76,7 +76,7 @@ ARCHS = ("lenet300_100", "conv_small")
 
 flags.DEFINE_bool(
     "quick", False,
-    "Smoke run (~2-3 min): 3 repeats of 10 steps, RiGL over 20 steps with "
+    "Smoke run (~3-5 min): 3 repeats of 10 steps, RiGL over 20 steps with "
     "an update every 10, one clone repeat. Overrides the repeat and step "
     "flags.",
     allow_override=True,  # core_perf.py has its own --quick.
@@ -118,7 +118,7 @@ TFMOT_GOAL = 0.8
 RIGL_GOAL = 1.10
 CLONE_GOAL = core_perf.CLONE_GOAL  # 2.0
 MASK_BYTES_GOAL = 0.25
-MASK_DTYPES = ("uint8", "bool", "float32")  # keras_er's default first.
+MASK_DTYPES = ("bool", "uint8", "float32")  # keras_er's default first.
 TFMOT_FREQUENCY = 100  # Steps between tfmot's mask updates.
 
 # Ratio rows of the train step table: (group, label, numerator variant,
@@ -131,15 +131,15 @@ STEP_ROWS = [
     ("tfmot", "keras 3 dense / tf_keras dense", "dense", "tf_keras_dense",
      None),
     ("edgepopup", "edge-popup / dense", "edgepopup", "dense", None),
-    # "masked" has keras_er's default uint8 masks; the other mask dtypes
+    # "masked" has keras_er's default bool masks; the other mask dtypes
     # against it and against dense.
-    ("memory", "masked[float32] / masked[uint8]", "masked_float32", "masked",
+    ("memory", "masked[float32] / masked[bool]", "masked_float32", "masked",
      None),
     ("memory", "masked[float32] / dense", "masked_float32", "dense",
      MASKED_GOAL),
-    ("memory", "masked[bool] / masked[uint8]", "masked_bool", "masked",
+    ("memory", "masked[uint8] / masked[bool]", "masked_uint8", "masked",
      None),
-    ("memory", "masked[bool] / dense", "masked_bool", "dense", MASKED_GOAL),
+    ("memory", "masked[uint8] / dense", "masked_uint8", "dense", MASKED_GOAL),
 ]
 WORKER_VARIANTS = ("tfmot", "tf_keras_dense")
 
@@ -378,7 +378,7 @@ def _keras3_model(arch, variant):
         return dense, list
     if variant == "masked":
         return _sparsify(dense), list
-    if variant.startswith("masked_"):  # masked_float32, masked_bool
+    if variant.startswith("masked_"):  # masked_float32, masked_uint8
         return _sparsify(dense, mask_dtype=variant[len("masked_"):]), list
     if variant == "edgepopup":
         model = _sparsify(dense)

@@ -323,6 +323,46 @@ def _normalize(rows):
     return out
 
 
+def _plot_methods(rows, path):
+    """Parts b-e as one figure: accuracy (mean, std bars) per config, one
+    panel per part, one bar colour per model. Returns False if no rows."""
+    from matplotlib.figure import Figure
+
+    titles = {"b": "(b) IMP to density 0.1",
+              "c": "(c) RiGL vs fixed, density 0.01",
+              "d": "(d) edge-popup to density 0.1",
+              "e": "(e) STR to density 0.1"}
+    parts = [p for p in titles if any(r["part"] == p for r in rows)]
+    if not parts:
+        return False
+    models = sorted({r["model"] for r in rows if r["part"] in parts})
+    figure = Figure(figsize=(11, 2.6 * len(parts)), layout="constrained")
+    axes = figure.subplots(len(parts), 1, squeeze=False)[:, 0]
+    width = 0.8 / len(models)
+    for ax, part in zip(axes, parts):
+        groups = _group([r for r in rows if r["part"] == part],
+                        "model", "label")
+        labels = list(dict.fromkeys(label for _, label in groups))
+        for m, model in enumerate(models):
+            means, stds = [], []
+            for label in labels:
+                accs = [100 * r["accuracy"] for r in
+                        groups.get((model, label), [])]
+                means.append(statistics.mean(accs) if accs else 0.0)
+                stds.append(statistics.stdev(accs) if len(accs) > 1 else 0.0)
+            ax.barh([i + m * width for i in range(len(labels))], means,
+                    height=width, xerr=stds, label=model, capsize=2)
+        ax.set_yticks([i + width * (len(models) - 1) / 2
+                       for i in range(len(labels))], labels)
+        ax.invert_yaxis()
+        ax.set_xlabel("test accuracy (%)")
+        ax.set_title(titles[part], loc="left")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    figure.savefig(path, dpi=120)
+    return True
+
+
 def _verdict(ok):
     return "**agrees**" if ok else "**disagrees**"
 
@@ -503,6 +543,15 @@ def report(args):
                 f"{label}: {acc * 100:.2f} % vs dense start "
                 f"{dacc * 100:.2f} %: {_verdict(acc > dacc - 0.01)}.")
 
+    path = os.path.join(args.img_dir, "reproduce_methods.png")
+    # Part c: only the fixed masks that RiGL rewired (as in its table).
+    if _plot_methods([r for r in rows if r["part"] != "c"
+                      or r["ratio"] in rewired], path):
+        L.append("### Parts b-e at a glance")
+        L.append("")
+        L.append(f"![parts b-e]({rel_img}/{os.path.basename(path)})")
+        L.append("")
+
     L.append("## Agreement with the paper (CIFAR-10, 160 epochs)")
     L.append("")
     L.append("The paper's numbers are CIFAR-10 VGG16/ResNet18 results "
@@ -516,7 +565,11 @@ def report(args):
           "accuracies are far below converged MNIST numbers (STR with its "
           "paper SGD setting is the most under-trained); with n = 2-3 seeds, "
           "differences within about two standard deviations are not "
-          "significant. Verdicts compare means only."]
+          "significant. Verdicts compare means only. Identical rows for two "
+          "ratios (e.g. LeNet-300-100 from ERK and from balanced at density "
+          "0.5 or 0.7) are not a bug: both ratios cap the two small layers at "
+          "density 1 and give the big one the rest, so they draw the same "
+          "masks from the same seed."]
     L.append("")
     os.makedirs(os.path.dirname(os.path.abspath(args.results_md)),
                 exist_ok=True)
