@@ -16,8 +16,12 @@ Parts:
 Examples (from the repository root):
 
   python benchmarks/reproduce.py --quick --out /tmp/q.jsonl
+  # the run behind docs/results.md (306 runs, ~70 min on 2 CPU cores):
+  python benchmarks/reproduce.py --train_size=12000 --test_size=10000 \
+      --epochs=3 --out=benchmarks/results/grid.jsonl --resume
+  python benchmarks/reproduce.py --report --out=benchmarks/results/grid.jsonl
+  # all 60,000 images, 10 epochs (CPU-hours):
   python benchmarks/reproduce.py --out benchmarks/results/full.jsonl --resume
-  python benchmarks/reproduce.py --report --out benchmarks/results/full.jsonl
 """
 
 import argparse
