@@ -20,7 +20,7 @@ from keras_er.layers import (
     ERMultiHeadAttention,
     ERSeparableConv2D,
 )
-from keras_er.mask_io import get_masks, set_masks
+from keras_er.mask_io import er_layers, get_masks, set_masks
 from keras_er.scores import prune_at_init
 from keras_er.sparsify import sparsify
 from keras_er.strip import strip
@@ -40,6 +40,7 @@ __all__ = [
     "ERSeparableConv2D",
     "callbacks",
     "data",
+    "er_layers",
     "export",
     "gzipped_size",
     "get_masks",

@@ -14,8 +14,22 @@ def er_layers(model):
     `ERMultiHeadAttention`) contributes one ER sublayer per kernel, named
     ``"<layer>-<role>"``.
 
+    Args:
+        model: A Keras model.
+
+    Returns:
+        A list of ER layers; each has ``mask``, ``mask_density`` and
+        ``set_mask``.
+
     Raises:
         ValueError: If the model has no ER layer.
+
+    Example:
+
+    ```python
+    for layer in keras_er.er_layers(sparse):
+        print(layer.name, layer.mask.dtype, layer.mask_density)
+    ```
     """
     found = [layer for layer in iter_maskable(model) if is_er_layer(layer)]
     if not found:

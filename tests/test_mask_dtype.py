@@ -185,3 +185,12 @@ def test_set_masks_keeps_the_dtype():
     for name, mask in keras_er.get_masks(model).items():
         np.testing.assert_array_equal(mask, masks[name])
     assert_exactly_sparse(model, "bool")
+
+
+def test_er_layers_is_public():
+    model = sparse_mlp("bool")
+    layers = keras_er.er_layers(model)
+    assert [layer.name for layer in layers] == list(keras_er.get_masks(model))
+    with pytest.raises(ValueError, match="keras_er.sparsify"):
+        keras_er.er_layers(keras.Sequential([keras.Input((3,)),
+                                             keras.layers.Dense(2)]))
