@@ -118,7 +118,6 @@ TFMOT_GOAL = 0.8
 RIGL_GOAL = 1.10
 CLONE_GOAL = core_perf.CLONE_GOAL  # 2.0
 MASK_BYTES_GOAL = 0.25
-MASK_DTYPES = ("bool", "uint8", "float32")  # keras_er's default first.
 TFMOT_FREQUENCY = 100  # Steps between tfmot's mask updates.
 
 # Ratio rows of the train step table: (group, label, numerator variant,
@@ -630,7 +629,7 @@ def run_mask_bytes(arch):
     from keras_er.mask_io import er_layers
 
     rows = []
-    for dtype in MASK_DTYPES:
+    for dtype in keras_er.masks.MASK_DTYPES:  # The default first.
         label = f"mask bytes / kernel bytes [{dtype}]"
         model = _sparsify(getattr(keras_er.models, arch)(), mask_dtype=dtype)
         layers = er_layers(model)

@@ -75,7 +75,7 @@ def scope_of_model(model):
     return strategy.scope()
 
 
-def check_mask_dtype(mask_dtype):
+def check_mask_dtype_supported(mask_dtype):
     """Raises a clear ValueError for a mask dtype the active strategy lacks.
 
     `MultiWorkerMirroredStrategy` broadcasts every new variable's initial

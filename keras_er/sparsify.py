@@ -239,13 +239,10 @@ def sparsify(
                 values.append(_to_numpy(bias))
             if role in roles:
                 mask, layer_density, added, index = roles[role]
-                if init == "sparse_he_normal":
-                    values[0] = he_normal(mask, layer_density, index)
+                values = final_values(values, mask, layer_density, index)
                 values.append(mask.astype(unit.mask.dtype))
                 unit.flow_edges_added = added
             unit.set_weights(values)
-            if role in roles:
-                unit.apply_mask()
 
     def make_layer(layer):
         if not is_planned(layer):
@@ -262,13 +259,16 @@ def sparsify(
         new_layer._initial_mask = mask
         # The new layer's variables are created from their final values:
         # no random initialization, no copy, no masking pass afterwards.
-        new_layer._initial_values = final_values(layer, mask, layer_density,
-                                                 index)
+        new_layer._initial_values = final_values(
+            layer.get_weights(), mask, layer_density, index
+        )
         new_layer.flow_edges_added = added
         return new_layer
 
-    def final_values(layer, mask, layer_density, index):
-        values = layer.get_weights()
+    def final_values(values, mask, layer_density, index):
+        """``[kernel, bias...]`` as the ER layer holds them: the kernel
+        (redrawn for ``sparse_he_normal``) times its mask."""
+        values = list(values)
         if init == "sparse_he_normal":
             values[0] = he_normal(mask, layer_density, index)
         values[0] = values[0] * mask.astype(values[0].dtype)
@@ -285,7 +285,9 @@ def sparsify(
             return
         # Built some other way (a base layer with extra variables, say).
         mask, layer_density, _, index = plan[id(old_layer)]
-        values = final_values(old_layer, mask, layer_density, index)
+        values = final_values(
+            old_layer.get_weights(), mask, layer_density, index
+        )
         values.append(mask.astype(new_layer.mask.dtype))
         new_layer.set_weights(values)
 

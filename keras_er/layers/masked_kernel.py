@@ -22,7 +22,10 @@ from keras import ops
 
 from keras_er import masks as masks_lib
 from keras_er.layers import compact_storage
-from keras_er.distribute import check_mask_dtype, scope_of_variable
+from keras_er.distribute import (
+    check_mask_dtype_supported,
+    scope_of_variable,
+)
 from keras_er.ratios import check_density
 
 try:  # Not public in Keras 3; only needed on the JAX backend.
@@ -230,7 +233,7 @@ class MaskedKernelMixin(StripFirstMixin):
 
     def _build_mask(self):
         shape = tuple(self._kernel.shape)
-        check_mask_dtype(self.mask_dtype)
+        check_mask_dtype_supported(self.mask_dtype)
         value = self._draw_own_mask(shape)
         self.mask = self.add_weight(
             name="mask",
