@@ -11,14 +11,19 @@ from keras_er.densities import layer_densities
 from keras_er.export import export, gzipped_size
 from keras_er.layers import (
     ERConv1D,
+    ERConv1DTranspose,
     ERConv2D,
     ERConv2DTranspose,
     ERConv3D,
+    ERConv3DTranspose,
     ERDense,
+    ERDepthwiseConv1D,
     ERDepthwiseConv2D,
     EREinsumDense,
     ERMultiHeadAttention,
+    ERSeparableConv1D,
     ERSeparableConv2D,
+    set_mask_projection,
 )
 from keras_er.mask_io import er_layers, get_masks, set_masks
 from keras_er.scores import prune_at_init
@@ -30,13 +35,17 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ERConv1D",
+    "ERConv1DTranspose",
     "ERConv2D",
     "ERConv2DTranspose",
     "ERConv3D",
+    "ERConv3DTranspose",
     "ERDense",
+    "ERDepthwiseConv1D",
     "ERDepthwiseConv2D",
     "EREinsumDense",
     "ERMultiHeadAttention",
+    "ERSeparableConv1D",
     "ERSeparableConv2D",
     "callbacks",
     "data",
@@ -49,6 +58,7 @@ __all__ = [
     "models",
     "prune_at_init",
     "ratios",
+    "set_mask_projection",
     "set_masks",
     "sparsify",
     "strip",

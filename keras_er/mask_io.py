@@ -10,7 +10,7 @@ from keras_er.model_walk import iter_maskable
 def er_layers(model):
     """The ER layers of ``model`` (nested models included), forward order.
 
-    A layer with several masked kernels (`ERSeparableConv2D`,
+    A layer with several masked kernels (`ERSeparableConv1D/2D`,
     `ERMultiHeadAttention`) contributes one ER sublayer per kernel, named
     ``"<layer>-<role>"``.
 

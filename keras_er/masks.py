@@ -14,9 +14,11 @@ dead; flow preservation (paper, appendix A.1) repairs them.
 Other layouts name their unit axes with ``axes=(in_axes, out_axes)``: the
 input units are indexed by the ``in_axes`` dims, the output units by the
 ``out_axes`` dims, and every other dim is a position that is reduced by
-"any". Conv2DTranspose ``(kh, kw, c_out, c_in)`` uses ``((-1,), (-2,))``;
-DepthwiseConv2D ``(kh, kw, c_in, m)`` uses ``((), (-2, -1))`` (each output
-channel has one input channel, so only its ``kh * kw`` taps form its fan-in).
+"any". The transposed convolutions (Conv1DTranspose ``(k, c_out, c_in)``,
+Conv2DTranspose ``(kh, kw, c_out, c_in)``, Conv3DTranspose) use
+``((-1,), (-2,))``; the depthwise ones (DepthwiseConv1D ``(k, c_in, m)``,
+DepthwiseConv2D ``(kh, kw, c_in, m)``) use ``((), (-2, -1))`` (each output
+channel has one input channel, so only its taps form its fan-in).
 A ``ratios.KernelShape`` carries its axes, and ``draw_masks`` reads them.
 """
 

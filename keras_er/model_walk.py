@@ -1,7 +1,7 @@
 """Finding maskable layers in a model and cloning a model layer by layer.
 
 The unit of masking is one kernel. Most layers have one; a
-`SeparableConv2D` or `MultiHeadAttention` has several, each a *role*. In a
+`SeparableConv1D/2D` or `MultiHeadAttention` has several, each a *role*. In a
 sparsified model every role is an ER sublayer (``"<layer>-<role>"``); in a
 plain model `iter_maskable` yields a `KernelSlot` for it, a light view that
 looks like a layer (``name``, ``_kernel``, ``kernel``, ``bias``) to the
@@ -42,7 +42,7 @@ def iter_layers(model):
     model, custom layers that hold other layers are entered too (their
     sublayers can be converted in place, see ``sparsify(in_place=True)``);
     in a Sequential/Functional model they are leaves. Layers with several
-    kernels (SeparableConv2D, MultiHeadAttention and their ER versions) are
+    kernels (SeparableConv1D/2D, MultiHeadAttention, their ER versions) are
     leaves: `iter_maskable` splits them into kernels.
     """
     seen = set()
@@ -75,7 +75,7 @@ class KernelSlot:
     `keras_er.sparsify` makes for it), ``_kernel`` and ``kernel`` are the
     kernel variable, ``bias`` its bias (or None). Other attributes are read
     from ``holder``, the layer that applies the kernel (the projection
-    sublayer of a MultiHeadAttention, the SeparableConv2D itself).
+    sublayer of a MultiHeadAttention, the SeparableConv1D/2D itself).
 
     Attributes:
         owner: The Keras layer (e.g. a `keras.layers.MultiHeadAttention`).
@@ -169,7 +169,7 @@ def kernel_variable(layer):
 
     ``_kernel`` for ER layers and for Keras layers whose ``kernel`` is a
     property (Dense, Conv, EinsumDense); ``kernel`` for the Keras layers that
-    store it directly (DepthwiseConv2D, Conv2DTranspose).
+    store it directly (DepthwiseConv1D/2D, Conv1D/2D/3DTranspose).
     """
     variable = getattr(layer, "_kernel", None)
     return layer.kernel if variable is None else variable

@@ -43,12 +43,13 @@ class KernelShape(tuple):
 
     A plain tuple; ``in_axes`` / ``out_axes`` say which dims index the input
     and output units (neurons, channels) when the layout is not
-    ``(..., n_in, n_out)``: Conv2DTranspose ``(kh, kw, c_out, c_in)`` has
-    ``in_axes=(-1,)``, ``out_axes=(-2,)``; DepthwiseConv2D
-    ``(kh, kw, c_in, m)`` has ``in_axes=()``, ``out_axes=(-2, -1)`` (each
-    output channel sees one input channel). ``er`` uses ``n_in`` and
-    ``n_out``; flow preservation (`keras_er.masks`) uses the axes; ERK and
-    the other methods use the dims alone.
+    ``(..., n_in, n_out)``: a transposed convolution (Conv1DTranspose,
+    Conv2DTranspose ``(kh, kw, c_out, c_in)``, Conv3DTranspose) has
+    ``in_axes=(-1,)``, ``out_axes=(-2,)``; a depthwise one (DepthwiseConv1D,
+    DepthwiseConv2D ``(kh, kw, c_in, m)``) has ``in_axes=()``,
+    ``out_axes=(-2, -1)`` (each output channel sees one input channel).
+    ``er`` uses ``n_in`` and ``n_out``; flow preservation (`keras_er.masks`)
+    uses the axes; ERK and the other methods use the dims alone.
 
     Args:
         shape: The kernel shape.

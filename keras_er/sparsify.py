@@ -69,13 +69,14 @@ def sparsify(
     """Returns a copy of ``model`` whose weight layers carry random ER masks.
 
     Every selected weight layer is replaced by its ER layer (`ERDense`,
-    `ERConv1D/2D/3D`, `ERConv2DTranspose`, `ERDepthwiseConv2D`,
-    `EREinsumDense`; `ERSeparableConv2D` and `ERMultiHeadAttention` mask each
-    of their kernels, named ``"<layer>-<role>"``) with the same config and
-    weights, and a mask drawn with the layer's density from
-    `keras_er.layer_densities`. Kernel entries outside the mask are set to
-    zero. Biases, BatchNorm and other normalization layers are never masked.
-    The input model is left untouched (unless ``in_place=True``).
+    `ERConv1D/2D/3D`, `ERConv1DTranspose/2DTranspose/3DTranspose`,
+    `ERDepthwiseConv1D/2D`, `EREinsumDense`; `ERSeparableConv1D/2D` and
+    `ERMultiHeadAttention` mask each of their kernels, named
+    ``"<layer>-<role>"``) with the same config and weights, and a mask drawn
+    with the layer's density from `keras_er.layer_densities`. Kernel entries
+    outside the mask are set to zero. Biases, BatchNorm and other
+    normalization layers are never masked. The input model is left untouched
+    (unless ``in_place=True``).
 
     Layer ``i`` (in forward order among the selected layers) draws its mask
     from ``numpy.random.default_rng([seed, i])``: the same seed gives the same

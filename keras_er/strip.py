@@ -17,9 +17,9 @@ def strip(model, in_place=False):
     Every ER layer becomes its Keras base layer (`ERDense` -> `Dense`,
     `ERConv2D` -> `Conv2D`) with kernel ``kernel * mask``, so the outputs are
     equal and the model loads anywhere Keras does. Layers with several
-    masked kernels (`ERSeparableConv2D`, `ERMultiHeadAttention`) become their
-    Keras layer with every kernel masked. The input model is left untouched
-    (unless ``in_place=True``).
+    masked kernels (`ERSeparableConv1D/2D`, `ERMultiHeadAttention`) become
+    their Keras layer with every kernel masked. The input model is left
+    untouched (unless ``in_place=True``).
 
     Args:
         model: A Sequential or Functional model, possibly sparsified.

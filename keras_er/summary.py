@@ -6,6 +6,13 @@ import numpy as np
 from keras_er.layers import is_er_layer
 from keras_er.model_walk import KernelSlot, iter_maskable, kernel_shape
 
+# A transposed convolution applies its kernel once per *input* position.
+_TRANSPOSED_CONVS = (
+    keras.layers.Conv1DTranspose,
+    keras.layers.Conv2DTranspose,
+    keras.layers.Conv3DTranspose,
+)
+
 COLUMNS = (
     ("name", "Layer"),
     ("type", "Type"),
@@ -33,7 +40,7 @@ def _positions_per_example(layer, shape):
         return _einsum_positions(layer.owner.query_dense)
     if getattr(layer, "equation", None) is not None:
         return _einsum_positions(layer)
-    if isinstance(layer, keras.layers.Conv2DTranspose):
+    if isinstance(layer, _TRANSPOSED_CONVS):
         output_shape = _build_input_shape(layer)
     else:
         output_shape = _output_shape(layer)
@@ -59,7 +66,7 @@ def _output_shape(layer):
         return tuple(layer.output.shape)
     except (AttributeError, ValueError):
         pass
-    # The kernels of a SeparableConv2D or MultiHeadAttention live in
+    # The kernels of a SeparableConv1D/2D or MultiHeadAttention live in
     # sublayers that never see a symbolic tensor: use their build shape.
     input_shape = _build_input_shape(layer)
     if input_shape is None:
@@ -98,11 +105,11 @@ def summary(model, print_fn=print):
     """Prints and returns a per-layer table of the model's weight layers.
 
     For every maskable kernel (ER layers, plain layers keras_er can mask,
-    and each kernel of a SeparableConv2D / MultiHeadAttention): name, type,
-    kernel shape, kernel parameters, nonzeros (kept connections for an ER
-    layer, nonzero entries otherwise), density, and the forward FLOPs per
-    example of the dense and of the sparse layer (2 per multiply-add; bias and
-    activation not counted). A last row holds the totals.
+    and each kernel of a SeparableConv1D/2D or MultiHeadAttention): name,
+    type, kernel shape, kernel parameters, nonzeros (kept connections for an
+    ER layer, nonzero entries otherwise), density, and the forward FLOPs per
+    example of the dense and of the sparse layer (2 per multiply-add; bias
+    and activation not counted). A last row holds the totals.
 
     Args:
         model: A built Keras model.

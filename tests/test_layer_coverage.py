@@ -33,15 +33,35 @@ CASES = {
         lambda: keras.layers.Conv3D(4, 3, padding="same"),
         keras_er.ERConv3D, (4, 4, 4, 3), [(3, 4)],
     ),
+    "conv1d_transpose": (
+        # Kernel (3, c_out=5, c_in=4).
+        lambda: keras.layers.Conv1DTranspose(5, 3, strides=2, padding="same"),
+        keras_er.ERConv1DTranspose, (6, 4), [(4, 5)],
+    ),
     "conv2d_transpose": (
         # Kernel (3, 3, c_out=5, c_in=4).
         lambda: keras.layers.Conv2DTranspose(5, 3, strides=2, padding="same"),
         keras_er.ERConv2DTranspose, (5, 5, 4), [(4, 5)],
     ),
+    "conv3d_transpose": (
+        # Kernel (3, 3, 3, c_out=4, c_in=3).
+        lambda: keras.layers.Conv3DTranspose(4, 3, strides=2, padding="same"),
+        keras_er.ERConv3DTranspose, (3, 3, 3, 3), [(3, 4)],
+    ),
+    "depthwise_conv1d": (
+        lambda: keras.layers.DepthwiseConv1D(3, depth_multiplier=2,
+                                             padding="same"),
+        keras_er.ERDepthwiseConv1D, (8, 4), [(1, 8)],
+    ),
     "depthwise_conv2d": (
         lambda: keras.layers.DepthwiseConv2D(3, depth_multiplier=2,
                                              padding="same"),
         keras_er.ERDepthwiseConv2D, (6, 6, 4), [(1, 8)],
+    ),
+    "separable_conv1d": (
+        lambda: keras.layers.SeparableConv1D(6, 3, depth_multiplier=2,
+                                             padding="same"),
+        keras_er.ERSeparableConv1D, (8, 4), [(1, 8), (8, 6)],
     ),
     "separable_conv2d": (
         lambda: keras.layers.SeparableConv2D(6, 3, depth_multiplier=2,
@@ -199,41 +219,83 @@ def test_units_erk_er_and_flow_use_the_right_axes(name):
         assert len(dead_in) == 0 and len(dead_out) == 0
 
 
-def test_flow_on_transposed_and_depthwise_layouts():
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_flow_on_transposed_layouts(rank):
     rng = np.random.default_rng(0)
-    # Conv2DTranspose (kh, kw, c_out, c_in): the same repair as the
-    # (kh, kw, c_in, c_out) layout, transposed.
-    mask = (rng.random((3, 3, 7, 5)) < 0.02).astype("float32")
+    taps = tuple(range(rank))
+    # ConvNDTranspose (*k, c_out, c_in): the same repair as the
+    # (*k, c_in, c_out) layout, transposed. About 6 kept entries of 35 units.
+    density = 0.18 / 3**rank
+    mask = (rng.random((3,) * rank + (7, 5)) < density).astype("float32")
     fixed, added = masks_lib.preserve_flow(
-        mask, 0.02, np.random.default_rng(1), axes=((-1,), (-2,))
+        mask, density, np.random.default_rng(1), axes=((-1,), (-2,))
     )
     reference, reference_added = masks_lib.preserve_flow(
-        np.swapaxes(mask, -1, -2), 0.02, np.random.default_rng(1)
+        np.swapaxes(mask, -1, -2), density, np.random.default_rng(1)
     )
     np.testing.assert_array_equal(fixed, np.swapaxes(reference, -1, -2))
     assert added == reference_added > 0
-    assert (fixed.sum(axis=(0, 1, 3)) > 0).all()  # every c_out fed
-    assert (fixed.sum(axis=(0, 1, 2)) > 0).all()  # every c_in feeds
-    # Depthwise (kh, kw, c_in, m): every output channel keeps a tap.
-    mask = np.zeros((3, 3, 4, 2), "float32")
+    assert (fixed.sum(axis=taps + (rank + 1,)) > 0).all()  # every c_out fed
+    assert (fixed.sum(axis=taps + (rank,)) > 0).all()  # every c_in feeds
+
+
+@pytest.mark.parametrize("rank", [1, 2])
+def test_flow_on_depthwise_layouts(rank):
+    # Depthwise (*k, c_in, m): every output channel keeps a tap.
+    mask = np.zeros((3,) * rank + (4, 2), "float32")
     fixed, added = masks_lib.preserve_flow(
         mask, 0.01, np.random.default_rng(0), axes=((), (-2, -1))
     )
     assert added == 8
-    np.testing.assert_array_equal(fixed.sum(axis=(0, 1)), np.ones((4, 2)))
+    np.testing.assert_array_equal(fixed.sum(axis=tuple(range(rank))),
+                                  np.ones((4, 2)))
 
 
-def test_standalone_layers_draw_flow_preserving_masks():
-    layer = keras_er.ERConv2DTranspose(6, 3, density=0.01, seed=0)
-    layer.build((None, 4, 4, 5))
+@pytest.mark.parametrize("er_class", [
+    keras_er.ERConv1DTranspose, keras_er.ERConv2DTranspose,
+    keras_er.ERConv3DTranspose,
+])
+def test_standalone_transposed_layers_draw_flow_preserving_masks(er_class):
+    rank = int(er_class.__name__[len("ERConv")])
+    taps = tuple(range(rank))
+    layer = er_class(6, 3, density=0.01, seed=0)
+    layer.build((None,) + (4,) * rank + (5,))
     mask = to_numpy(layer.mask)
-    assert (mask.sum(axis=(0, 1, 3)) > 0).all()
-    assert (mask.sum(axis=(0, 1, 2)) > 0).all()
+    assert mask.shape == (3,) * rank + (6, 5)  # (*k, c_out, c_in)
+    assert (mask.sum(axis=taps + (rank + 1,)) > 0).all()
+    assert (mask.sum(axis=taps + (rank,)) > 0).all()
     assert layer.flow_edges_added > 0
-    depthwise = keras_er.ERDepthwiseConv2D(3, depth_multiplier=2,
-                                           density=0.01, seed=0)
-    depthwise.build((None, 6, 6, 4))
-    assert (to_numpy(depthwise.mask).sum(axis=(0, 1)) > 0).all()
+
+
+@pytest.mark.parametrize("er_class", [
+    keras_er.ERDepthwiseConv1D, keras_er.ERDepthwiseConv2D,
+])
+def test_standalone_depthwise_layers_draw_flow_preserving_masks(er_class):
+    rank = int(er_class.__name__[len("ERDepthwiseConv")])
+    depthwise = er_class(3, depth_multiplier=2, density=0.01, seed=0)
+    depthwise.build((None,) + (6,) * rank + (4,))
+    mask = to_numpy(depthwise.mask)
+    assert mask.shape == (3,) * rank + (4, 2)
+    assert (mask.sum(axis=tuple(range(rank))) > 0).all()
+
+
+@pytest.mark.parametrize("name", [
+    "conv1d_transpose", "conv2d_transpose", "conv3d_transpose",
+])
+def test_summary_counts_transposed_flops_per_input_position(name):
+    # A transposed conv applies its whole kernel once per input position
+    # (its output has strides**rank times more positions).
+    model = plain_model(name)
+    shape = CASES[name][2]
+    positions = int(np.prod(shape[:-1]))
+    kernel = int(np.prod(kernel_shape(model.layers[1])))
+    row = keras_er.summary(model, print_fn=None)[0]
+    assert row["dense_flops"] == 2 * positions * kernel
+    sparse = keras_er.sparsify(model, "uniform", 0.3, seed=0)
+    row = keras_er.summary(sparse, print_fn=None)[0]
+    nonzeros = int(to_numpy(sparse.layers[1].mask).sum())
+    assert row["dense_flops"] == 2 * positions * kernel
+    assert row["sparse_flops"] == 2 * positions * nonzeros
 
 
 def test_multi_head_attention_with_gate_masks_every_projection():
@@ -274,13 +336,17 @@ def test_roles_left_out_stay_plain_and_strip_back():
                                atol=1e-6)
 
 
-def test_set_masks_and_summary_name_each_kernel():
-    model = plain_model("separable_conv2d")
+@pytest.mark.parametrize("case, positions, taps", [
+    ("separable_conv1d", 8, 3),
+    ("separable_conv2d", 6 * 6, 3 * 3),
+])
+def test_set_masks_and_summary_name_each_kernel(case, positions, taps):
+    model = plain_model(case)
     name = model.layers[1].name
     rows = keras_er.summary(model, print_fn=None)
     assert [r["name"] for r in rows[:-1]] == [f"{name}-depthwise",
                                                f"{name}-pointwise"]
-    assert rows[-1]["dense_flops"] == 2 * 6 * 6 * (3 * 3 * 4 * 2 + 8 * 6)
+    assert rows[-1]["dense_flops"] == 2 * positions * (taps * 4 * 2 + 8 * 6)
     sparse = keras_er.sparsify(model, "uniform", 0.5, seed=0)
     sparse_rows = keras_er.summary(sparse, print_fn=None)
     assert sparse_rows[-1]["dense_flops"] == rows[-1]["dense_flops"]

@@ -4,16 +4,23 @@ import keras
 
 from keras_er.layers.composite import MaskedCompositeMixin
 from keras_er.layers.er_conv1d import ERConv1D
+from keras_er.layers.er_conv1d_transpose import ERConv1DTranspose
 from keras_er.layers.er_conv2d import ERConv2D
 from keras_er.layers.er_conv2d_transpose import ERConv2DTranspose
 from keras_er.layers.er_conv3d import ERConv3D
+from keras_er.layers.er_conv3d_transpose import ERConv3DTranspose
 from keras_er.layers.edge_popup_scores import EdgePopupScores
 from keras_er.layers.er_dense import ERDense
+from keras_er.layers.er_depthwise_conv1d import ERDepthwiseConv1D
 from keras_er.layers.er_depthwise_conv2d import ERDepthwiseConv2D
 from keras_er.layers.er_einsum_dense import EREinsumDense
 from keras_er.layers.er_multi_head_attention import ERMultiHeadAttention
+from keras_er.layers.er_separable_conv1d import ERSeparableConv1D
 from keras_er.layers.er_separable_conv2d import ERSeparableConv2D
-from keras_er.layers.masked_kernel import MaskedKernelMixin
+from keras_er.layers.masked_kernel import (
+    MaskedKernelMixin,
+    set_mask_projection,
+)
 from keras_er.layers.reparameterization import KernelReparameterization
 from keras_er.layers.soft_threshold import SoftThreshold
 
@@ -24,10 +31,14 @@ ER_LAYER_FOR = {
     keras.layers.Conv1D: ERConv1D,
     keras.layers.Conv2D: ERConv2D,
     keras.layers.Conv3D: ERConv3D,
+    keras.layers.Conv1DTranspose: ERConv1DTranspose,
     keras.layers.Conv2DTranspose: ERConv2DTranspose,
+    keras.layers.Conv3DTranspose: ERConv3DTranspose,
+    keras.layers.DepthwiseConv1D: ERDepthwiseConv1D,
     keras.layers.DepthwiseConv2D: ERDepthwiseConv2D,
     keras.layers.EinsumDense: EREinsumDense,
     # Several kernels: one ER sublayer per kernel (see layers/composite.py).
+    keras.layers.SeparableConv1D: ERSeparableConv1D,
     keras.layers.SeparableConv2D: ERSeparableConv2D,
     keras.layers.MultiHeadAttention: ERMultiHeadAttention,
 }
@@ -47,7 +58,7 @@ def is_er_layer(layer):
 
 
 def is_er_composite(layer):
-    """Whether ``layer`` holds ER sublayers (ERSeparableConv2D, ERMHA).
+    """Whether ``layer`` holds ER sublayers (ERSeparableConv1D/2D, ERMHA).
 
     Example:
 
@@ -67,13 +78,17 @@ def is_composite_type(cls):
 
 __all__ = [
     "ERConv1D",
+    "ERConv1DTranspose",
     "ERConv2D",
     "ERConv2DTranspose",
     "ERConv3D",
+    "ERConv3DTranspose",
     "ERDense",
+    "ERDepthwiseConv1D",
     "ERDepthwiseConv2D",
     "EREinsumDense",
     "ERMultiHeadAttention",
+    "ERSeparableConv1D",
     "ERSeparableConv2D",
     "EdgePopupScores",
     "KernelReparameterization",
@@ -82,4 +97,5 @@ __all__ = [
     "KERAS_LAYER_FOR",
     "is_er_composite",
     "is_er_layer",
+    "set_mask_projection",
 ]

@@ -1,13 +1,13 @@
 """Mask mechanics of layers that own several kernels (private base class).
 
-A `SeparableConv2D` has a depthwise and a pointwise kernel, a
+A `SeparableConv1D/2D` has a depthwise and a pointwise kernel, a
 `MultiHeadAttention` four projections. keras_er masks each kernel on its
 own: the ER version of such a layer holds one sublayer per kernel, an ER
-layer (`ERDepthwiseConv2D`, `ERConv2D`, `EREinsumDense`) for every masked
-*role* and the plain Keras layer for a role kept dense. Every masked kernel
-is then an ordinary ER layer with one ``_kernel`` and one ``mask``, which is
-what the ratio methods, `get_masks`, the callbacks and `strip` work on. Its
-name is ``"<layer name>-<role>"``, e.g. ``"mha-query"``.
+layer (`ERDepthwiseConv1D/2D`, `ERConv1D/2D`, `EREinsumDense`) for every
+masked *role* and the plain Keras layer for a role kept dense. Every masked
+kernel is then an ordinary ER layer with one ``_kernel`` and one ``mask``,
+which is what the ratio methods, `get_masks`, the callbacks and `strip` work
+on. Its name is ``"<layer name>-<role>"``, e.g. ``"mha-query"``.
 """
 
 import numpy as np

@@ -13,7 +13,7 @@ class ERSeparableConv2D(MaskedCompositeMixin, keras.layers.SeparableConv2D):
 
     A separable convolution has two kernels, and each gets its own mask:
     role ``"depthwise"`` (``(kh, kw, c_in, depth_multiplier)``) is held by
-    an `ERDepthwiseConv2D` sublayer named ``"<name>.depthwise"``, role
+    an `ERDepthwiseConv2D` sublayer named ``"<name>-depthwise"``, role
     ``"pointwise"`` (``(1, 1, c_in * depth_multiplier, filters)``, with the
     bias) by an `ERConv2D` named ``"<name>-pointwise"``. The forward pass is
     Keras' own ``separable_conv`` with the two masked kernels.

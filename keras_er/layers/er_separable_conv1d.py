@@ -1,0 +1,158 @@
+"""`ERSeparableConv1D`: a separable 1-D convolution with two ER masks."""
+
+import keras
+
+from keras_er.layers.composite import MaskedCompositeMixin
+from keras_er.layers.er_conv1d import ERConv1D
+from keras_er.layers.er_depthwise_conv1d import ERDepthwiseConv1D
+
+
+@keras.saving.register_keras_serializable(package="keras_er")
+class ERSeparableConv1D(MaskedCompositeMixin, keras.layers.SeparableConv1D):
+    """Drop-in replacement of `keras.layers.SeparableConv1D`, sparse kernels.
+
+    A separable convolution has two kernels, and each gets its own mask:
+    role ``"depthwise"`` (``(k, c_in, depth_multiplier)``) is held by an
+    `ERDepthwiseConv1D` sublayer named ``"<name>-depthwise"``, role
+    ``"pointwise"`` (``(1, c_in * depth_multiplier, filters)``, with the
+    bias) by an `ERConv1D` named ``"<name>-pointwise"``. The forward pass is
+    Keras' own ``separable_conv`` with the two masked kernels.
+
+    The ratio methods, `keras_er.get_masks`, `keras_er.summary` and the
+    callbacks count the two kernels as two maskable tensors, each with its
+    own density (ER: the depthwise kernel as in `ERDepthwiseConv1D`, the
+    pointwise one as a width-1 conv; ERK: all dims of each). Flow preservation
+    applies to each: every depthwise output channel keeps a tap, and the
+    pointwise kernel is repaired like a width-1 conv.
+
+    Args:
+        filters: As in `keras.layers.SeparableConv1D`.
+        kernel_size: As in `keras.layers.SeparableConv1D`.
+        density: Fraction of entries kept in both kernels, or a dict
+            ``{"depthwise": p, "pointwise": q}``; a role missing from the
+            dict stays a dense, plain Keras sublayer. Defaults to 1.0.
+        seed: Optional int seed of the masks drawn at build time (each role
+            draws from its own stream derived from it).
+        sampling: ``"bernoulli"`` or ``"exact"``.
+        flow: ``"addition"``, ``"rejection"`` or ``None``.
+        reparameterization: Optional dict ``{role: serialized
+            KernelReparameterization}`` (written by `get_config`).
+        mask_dtype: dtype of the mask variable: ``"bool"`` (default)
+            or ``"uint8"`` (one byte per entry), or ``"float32"`` (four);
+            the forward pass casts it to the kernel's dtype.
+        **kwargs: Every other `keras.layers.SeparableConv1D` argument.
+
+    Example:
+
+    ```python
+    sep = keras_er.ERSeparableConv1D(16, 3, padding="same",
+                                     density={"depthwise": 0.5,
+                                              "pointwise": 0.1}, seed=0)
+    y = sep(keras.ops.ones((1, 8, 4)))          # (1, 8, 16)
+    [name for name, _ in sep.er_units()]         # depthwise, pointwise
+    ```
+    """
+
+    ROLES = ("depthwise", "pointwise")
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        density=1.0,
+        seed=None,
+        sampling="bernoulli",
+        flow="addition",
+        reparameterization=None,
+        mask_dtype="bool",
+        **kwargs,
+    ):
+        self._init_composite_options(
+            density, seed, sampling, flow, reparameterization,
+            mask_dtype,
+        )
+        super().__init__(filters, kernel_size, **kwargs)
+
+    def build(self, input_shape):
+        # Not the Keras build: the two kernels live in sublayers.
+        channels_last = self.data_format == "channels_last"
+        channel_axis = -1 if channels_last else 1
+        self.input_spec = keras.layers.InputSpec(
+            min_ndim=self.rank + 2,
+            axes={channel_axis: input_shape[channel_axis]},
+        )
+        self.compute_output_shape(input_shape)  # Validates the shape.
+        common = {"data_format": self.data_format, "dtype": self.dtype_policy}
+        self.depthwise_layer = self._make_unit(
+            "depthwise",
+            ERDepthwiseConv1D,
+            keras.layers.DepthwiseConv1D,
+            dict(
+                kernel_size=self.kernel_size,
+                strides=self.strides,
+                padding=self.padding,
+                depth_multiplier=self.depth_multiplier,
+                dilation_rate=self.dilation_rate,
+                use_bias=False,
+                depthwise_initializer=self.depthwise_initializer,
+                depthwise_regularizer=self.depthwise_regularizer,
+                depthwise_constraint=self.depthwise_constraint,
+                **common,
+            ),
+        )
+        self.pointwise_layer = self._make_unit(
+            "pointwise",
+            ERConv1D,
+            keras.layers.Conv1D,
+            dict(
+                filters=self.filters,
+                kernel_size=1,
+                use_bias=self.use_bias,
+                kernel_initializer=self.pointwise_initializer,
+                bias_initializer=self.bias_initializer,
+                kernel_regularizer=self.pointwise_regularizer,
+                bias_regularizer=self.bias_regularizer,
+                kernel_constraint=self.pointwise_constraint,
+                bias_constraint=self.bias_constraint,
+                **common,
+            ),
+        )
+        self.depthwise_layer.build(input_shape)
+        self.pointwise_layer.build(
+            self.depthwise_layer.compute_output_shape(input_shape)
+        )
+
+    # The inherited `call` reads these three.
+    @property
+    def depthwise_kernel(self):
+        return self.depthwise_layer.kernel
+
+    @property
+    def pointwise_kernel(self):
+        return self.pointwise_layer.kernel
+
+    @property
+    def bias(self):
+        return self.pointwise_layer.bias
+
+    def er_units(self):
+        if not self.built:
+            return []
+        return [
+            ("depthwise", self.depthwise_layer),
+            ("pointwise", self.pointwise_layer),
+        ]
+
+    @classmethod
+    def plain_kernels(cls, layer):
+        return [
+            ("depthwise", layer.depthwise_kernel, None,
+             ERDepthwiseConv1D.UNIT_AXES, layer),
+            ("pointwise", layer.pointwise_kernel, layer.bias,
+             ERConv1D.UNIT_AXES, layer),
+        ]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(self._composite_config())
+        return config
