@@ -130,6 +130,45 @@ def test_subnetwork_never_leaves_er_mask_even_with_huge_scores():
     assert np.all(hard <= mask)
 
 
+def test_bounded_sort_selects_what_the_full_sort_selects():
+    # Integer scores: many ties, zeros among them. max_k only bounds the
+    # sort; a k above it falls back to the full sort.
+    rng = np.random.default_rng(1)
+    mask = (rng.random((20, 30)) < 0.3).astype("float32")
+    scores = rng.integers(-3, 4, size=mask.shape).astype("float32")
+    nnz = int(mask.sum())
+    for k in (0, 1, 7, nnz // 2, nnz - 1, nnz, nnz + 10):
+        full = to_numpy(subnetwork_mask(scores, mask, k))
+        assert full.sum() == min(k, nnz)
+        for max_k in (nnz, nnz // 2, 1):
+            bounded = to_numpy(subnetwork_mask(scores, mask, k, max_k=max_k))
+            if keras.backend.backend() != "torch":
+                np.testing.assert_array_equal(bounded, full)
+                continue
+            # torch.topk breaks ties in no fixed order: still a top-k.
+            assert bounded.sum() == min(k, nnz) and np.all(bounded <= mask)
+            kept = np.abs(scores[bounded == 1])
+            dropped = np.abs(scores[(mask == 1) & (bounded == 0)])
+            if kept.size and dropped.size:
+                assert kept.min() >= dropped.max()
+
+
+def test_layer_sort_bound_follows_its_mask(tmp_path):
+    model = prepared(mlp_bn(width=16), ratio="erk")
+    for layer in er_layers(model):
+        assert layer._edge_popup_max_k == int(to_numpy(layer.mask).sum())
+    layer = er_layers(model)[0]
+    smaller = to_numpy(layer.mask).copy()
+    smaller.flat[np.flatnonzero(smaller)[::2]] = 0
+    layer.set_mask(smaller)
+    assert layer._edge_popup_max_k == int(smaller.sum())
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    for old, new in zip(er_layers(model), er_layers(loaded)):
+        assert new._edge_popup_max_k == int(to_numpy(old.mask).sum())
+
+
 def test_hand_checked_forward_and_straight_through_gradient():
     from keras_er.gradients import gradients
 

@@ -36,17 +36,23 @@ DEFAULT_SCORE_INITIALIZER = {
 }
 
 
-def subnetwork_mask(scores, mask, k):
+def subnetwork_mask(scores, mask, k, max_k=None):
     """The 0/1 mask of the ``k`` largest ``|scores|`` inside ``mask``.
 
-    Entries outside ``mask`` are never selected. Ties are broken by position
-    (a sort is stable in rank), so exactly ``min(k, nnz(mask))`` entries are
-    kept.
+    Entries outside ``mask`` are never selected, and exactly
+    ``min(k, nnz(mask))`` entries are kept, tied scores included. Ties are
+    broken by position on TensorFlow and JAX (their ``top_k`` ranks the lower
+    index first); torch's ``topk`` breaks them in no fixed order.
 
     Args:
         scores: Float tensor of the kernel's shape.
         mask: 0/1 tensor of the same shape (the ER mask).
         k: Scalar int (tensor or variable) number of entries to keep.
+        max_k: Optional Python int bound on ``k``, e.g. the number of
+            entries of the ER mask. While ``k <= max_k`` only the ``max_k``
+            largest entries are sorted instead of all of them; a larger
+            ``k`` falls back to the full sort, so the result never depends
+            on ``max_k``, only the speed does.
 
     Returns:
         A float tensor of 0/1 with the dtype of ``scores``.
@@ -66,19 +72,32 @@ def subnetwork_mask(scores, mask, k):
     # |s| >= 0 inside, -1 outside: outside entries rank after every inside
     # one, so they are picked only if k exceeds the mask's size, and the
     # final `* mask` drops them even then.
-    ranked = ops.reshape(
+    ranked = ops.stop_gradient(ops.reshape(
         ops.where(inside, ops.abs(scores), -ops.ones_like(scores)), (n,)
-    )
-    # One full descending sort (static length n); keep the first k
-    # positions. Comparing ranks with k (a variable) avoids a slice of
-    # dynamic length, so k can change without retracing, and the count is
-    # exact even with tied scores.
-    _, order = ops.top_k(ops.stop_gradient(ranked), k=n, sorted=True)
-    keep = ops.cast(
-        ops.less(ops.arange(n, dtype="int32"), ops.cast(k, "int32")),
-        scores.dtype,
-    )
-    hard = ops.scatter(ops.expand_dims(order, -1), keep, (n,))
+    ))
+    k = ops.cast(k, "int32")
+
+    def first_k(length):
+        # A descending sort of static length; keep its first k positions.
+        # Comparing ranks with k (a variable) avoids a slice of dynamic
+        # length, so k can change without retracing, and the count is exact
+        # even with tied scores. The first k of the `length` largest are the
+        # first k of a full sort (on torch, up to the order of ties).
+        _, order = ops.top_k(ranked, k=length, sorted=True)
+        keep = ops.cast(
+            ops.less(ops.arange(length, dtype="int32"), k), scores.dtype
+        )
+        return ops.scatter(ops.expand_dims(order, -1), keep, (n,))
+
+    if max_k is None or int(max_k) >= n:
+        hard = first_k(n)
+    else:
+        bound = max(int(max_k), 1)
+        hard = ops.cond(
+            ops.less_equal(k, bound),
+            lambda: first_k(bound),
+            lambda: first_k(n),
+        )
     inside = ops.cast(inside, scores.dtype)
     return ops.multiply(ops.reshape(hard, shape), inside)
 
@@ -137,7 +156,7 @@ class EdgePopupScores(KernelReparameterization):
             initializer=self.score_initializer,
             trainable=True,
         )
-        nnz = int(np.count_nonzero(ops.convert_to_numpy(layer.mask)))
+        nnz = self.mask_changed(layer)
         layer.edge_popup_k = layer.add_weight(
             name="edge_popup_k",
             shape=(),
@@ -150,6 +169,21 @@ class EdgePopupScores(KernelReparameterization):
         if self.freeze_bias and getattr(layer, "bias", None) is not None:
             layer.bias.trainable = False
         return ["edge_popup_scores", "edge_popup_k"]
+
+    def mask_changed(self, layer):
+        """Bounds the sort by the ER mask's size (``k`` never exceeds it).
+
+        Args:
+            layer: The ER layer.
+
+        Returns:
+            The number of entries of the layer's mask.
+        """
+        nnz = int(np.count_nonzero(ops.convert_to_numpy(layer.mask)))
+        # A Python int: the bound is part of the traced step. A stale one
+        # (after a mask change, until the next trace) only costs speed.
+        object.__setattr__(layer, "_edge_popup_max_k", nnz)
+        return nnz
 
     def effective_kernel(self, layer, kernel, mask):
         """``kernel * hard`` forward; gradient ``kernel * upstream`` to |s|.
@@ -164,7 +198,10 @@ class EdgePopupScores(KernelReparameterization):
         """
         kernel = ops.convert_to_tensor(kernel)
         scores = ops.cast(layer.edge_popup_scores, kernel.dtype)
-        hard = subnetwork_mask(scores, mask, layer.edge_popup_k)
+        hard = subnetwork_mask(
+            scores, mask, layer.edge_popup_k,
+            max_k=getattr(layer, "_edge_popup_max_k", None),
+        )
         # Straight-through: a - stop_gradient(a) is exactly 0 forward (so the
         # forward pass is exactly kernel * hard) and has gradient 1 w.r.t. a.
         # `a` is |s| inside the ER mask only, so scores outside get zero.
@@ -175,7 +212,8 @@ class EdgePopupScores(KernelReparameterization):
     def subnetwork(self, layer):
         """The current 0/1 subnetwork mask of ``layer`` (a numpy array)."""
         hard = subnetwork_mask(
-            layer.edge_popup_scores, layer.mask, layer.edge_popup_k
+            layer.edge_popup_scores, layer.mask, layer.edge_popup_k,
+            max_k=getattr(layer, "_edge_popup_max_k", None),
         )
         return np.asarray(ops.convert_to_numpy(hard), dtype=np.float32)
 

@@ -510,6 +510,7 @@ class MaskedKernelMixin(StripFirstMixin):
         self.mask.assign(mask.astype(self.mask.dtype))
         self.apply_mask()
         self._reset_state_of(removed)
+        self._notify_mask_changed()
 
     def _reset_state_of(self, removed):
         """Zeroes the optimizer state of ``removed`` entries, if needed.
@@ -527,6 +528,12 @@ class MaskedKernelMixin(StripFirstMixin):
         from keras_er.callbacks.optimizer_state import reset_slots
 
         reset_slots(optimizer, self._kernel, where=removed.astype(np.float32))
+
+    def _notify_mask_changed(self):
+        # Duck-typed reparameterizations may not define the hook.
+        hook = getattr(self.reparameterization, "mask_changed", None)
+        if hook is not None:
+            hook(self)
 
     def set_weights(self, weights):
         """As Keras' ``set_weights``, then zeroes the kernel outside the mask.
@@ -622,6 +629,7 @@ class MaskedKernelMixin(StripFirstMixin):
         for variable, value in zip(variables, values):
             variable.assign(value)
         self.apply_mask()
+        self._notify_mask_changed()
 
     def _mask_config(self):
         reparameterization = self.reparameterization

@@ -59,6 +59,13 @@ class KernelReparameterization:
         """
         raise NotImplementedError
 
+    def mask_changed(self, layer):
+        """Called after ``layer``'s mask changed (``set_mask``, loading).
+
+        Args:
+            layer: The ER layer.
+        """
+
     def get_config(self):
         return {}
 
