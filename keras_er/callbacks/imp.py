@@ -26,10 +26,13 @@ from keras_er.callbacks.magnitude_pruning import (
     check_scope,
     kernel_sizes,
     mask_counts,
-    optimizer_step,
     prune_to,
 )
-from keras_er.callbacks.optimizer_state import reset_optimizer, unwrap
+from keras_er.callbacks.optimizer_state import (
+    optimizer_step,
+    reset_optimizer,
+    unwrap,
+)
 from keras_er.distribute import check_model
 from keras_er.mask_io import er_layers
 

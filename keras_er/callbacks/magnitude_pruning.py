@@ -10,6 +10,7 @@ import logging
 import keras
 import numpy as np
 
+from keras_er.callbacks.optimizer_state import StepTracker
 from keras_er.callbacks.schedules import as_pruning_schedule
 from keras_er.distribute import check_model
 from keras_er.mask_io import er_layers
@@ -149,14 +150,6 @@ def prune_to(layers, keep, scope="global"):
     return masks
 
 
-def optimizer_step(model):
-    """The number of optimizer steps taken so far (Python int)."""
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is None:
-        raise ValueError("The model must be compiled with an optimizer.")
-    return int(keras.ops.convert_to_numpy(optimizer.iterations))
-
-
 class MagnitudePruning(keras.callbacks.Callback):
     """Gradual magnitude pruning on a sparsity schedule, inside the ER mask.
 
@@ -224,17 +217,28 @@ class MagnitudePruning(keras.callbacks.Callback):
         # Read the step at the first batch: BackupAndRestore may restore the
         # optimizer in its own on_train_begin, after this one.
         self._last_step = None
+        self._steps = StepTracker()
         check_model(self.model)  # Model outside strategy.scope()?
 
     def on_train_batch_begin(self, batch, logs=None):
         if self._last_step is None:
-            step = optimizer_step(self.model)
+            step = self._steps.read(self.model)
             self._prune_between(step, step)
             self._last_step = step
+        self._steps.batch_begin(batch)
 
     def on_train_batch_end(self, batch, logs=None):
-        step = optimizer_step(self.model)
-        # Several steps per call with steps_per_execution > 1.
+        # Several steps per call with steps_per_execution > 1. The exact
+        # step is read only when a pruning step may have been reached.
+        self._steps.batch_end(batch)
+        bound = self._steps.upper_bound()
+        if not any(
+            self.schedule.should_prune(step)
+            for step in range(self._last_step + 1, bound + 1)
+        ):
+            self._last_step = max(self._last_step, bound)
+            return
+        step = self._steps.read(self.model)
         self._prune_between(self._last_step + 1, step)
         self._last_step = step
 

@@ -60,3 +60,64 @@ def unwrap(optimizer):
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         return optimizer.inner_optimizer
     return optimizer
+
+
+def optimizer_step(model):
+    """The number of optimizer steps taken so far (Python int).
+
+    Raises:
+        ValueError: If ``model`` is not compiled with an optimizer.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        raise ValueError("The model must be compiled with an optimizer.")
+    return int(keras.ops.convert_to_numpy(optimizer.iterations))
+
+
+class StepTracker:
+    """An upper bound of the optimizer step that costs no device read.
+
+    Reading ``optimizer.iterations`` after every batch makes the host wait
+    for that batch's step, so fit's per-step Python work no longer overlaps
+    the next step (0.5 ms of a 7 ms LeNet step on CPU). A train batch applies
+    the optimizer at most once, so the last step read plus the batches run
+    since then bound the step from above. A callback reads the exact step
+    (`read`) only when something is due at or below that bound.
+
+    Call `batch_begin` and `batch_end` from the callback's
+    ``on_train_batch_begin`` / ``on_train_batch_end`` (with
+    ``steps_per_execution > 1`` one call covers several batches).
+
+    Example:
+
+    ```python
+    tracker = StepTracker()
+    tracker.read(model)                 # on_train_begin
+    tracker.batch_begin(batch)          # on_train_batch_begin
+    tracker.batch_end(batch)            # on_train_batch_end
+    if tracker.upper_bound() >= next_update:
+        step = tracker.read(model)
+    ```
+    """
+
+    def __init__(self):
+        self._read = None
+        self._unread = 0
+        self._begin = 0
+
+    def read(self, model):
+        """Reads and returns the exact optimizer step of ``model``."""
+        self._read = optimizer_step(model)
+        self._unread = 0
+        return self._read
+
+    def batch_begin(self, batch):
+        self._begin = int(batch)
+
+    def batch_end(self, batch):
+        self._unread += int(batch) - self._begin + 1
+
+    def upper_bound(self):
+        """No smaller than the optimizer step (after a first `read`)."""
+        return self._read + self._unread
+

@@ -19,7 +19,12 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_er.callbacks.optimizer_state import reset_slots, unwrap
+from keras_er.callbacks.optimizer_state import (
+    StepTracker,
+    optimizer_step,
+    reset_slots,
+    unwrap,
+)
 from keras_er.distribute import check_model
 from keras_er.gradients import check_backend, gradients
 from keras_er.mask_io import er_layers
@@ -421,6 +426,7 @@ class RiGL(keras.callbacks.Callback):
         self.verbose = verbose
         self._batches = None if data is None else _BatchSource(data)
         self._bound_model = None
+        self._steps = StepTracker()
         self._end_step = (
             None if total_steps is None
             else int(math.floor(self.end_fraction * self.total_steps))
@@ -510,6 +516,7 @@ class RiGL(keras.callbacks.Callback):
         check_model(model)  # Model outside strategy.scope()?
         if self._bound_model is not model:
             self._bind(model)
+        self._steps.read(model)
         total = self.total_steps
         if total is None:
             epochs = self.params.get("epochs")
@@ -528,15 +535,22 @@ class RiGL(keras.callbacks.Callback):
                 self.update_every,
             )
 
+    def on_train_batch_begin(self, batch, logs=None):
+        self._steps.batch_begin(batch)
+
     def on_train_batch_end(self, batch, logs=None):
-        step = self._optimizer_step() - self._start_step
-        # Several steps may pass between calls (steps_per_execution > 1):
-        # do the latest due update, once.
-        index = step // self.update_every
-        update_step = index * self.update_every
-        if index > self._done_index and update_step <= self._end_step:
-            self._done_index = index
-            self._update(update_step)
+        self._steps.batch_end(batch)
+        # The exact step is read only when an update may be due.
+        bound = self._steps.upper_bound() - self._start_step
+        if bound // self.update_every > self._done_index:
+            step = self._steps.read(self.model) - self._start_step
+            # Several steps may pass between calls (steps_per_execution >
+            # 1): do the latest due update, once.
+            index = step // self.update_every
+            update_step = index * self.update_every
+            if index > self._done_index and update_step <= self._end_step:
+                self._done_index = index
+                self._update(update_step)
         self._write_logs(logs)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -582,15 +596,12 @@ class RiGL(keras.callbacks.Callback):
                 f"density {self._initial_density:.6g} of the rewired layers; "
                 "RiGL only prunes."
             )
-        self._start_step = self._optimizer_step()
+        self._start_step = optimizer_step(model)
         self._done_index = 0
         self._last_fraction = 0.0
         self._density = self._initial_density
         self._bound_model = model
         self.updates = []
-
-    def _optimizer_step(self):
-        return int(ops.convert_to_numpy(self.model.optimizer.iterations))
 
     @staticmethod
     def _nnz(layer):
