@@ -138,7 +138,6 @@ def _phase_timers():
 
     sparsify_module = sys.modules["keras_er.sparsify"]
     totals = {}
-    in_build = [False]
 
     def wrap(fn, key):
         def wrapper(*args, **kwargs):
@@ -153,36 +152,19 @@ def _phase_timers():
 
         return wrapper
 
-    def build_mask(fn):
-        def wrapper(self):
-            in_build[0] = True
-            try:
-                return fn(self)
-            finally:
-                in_build[0] = False
-
-        return wrapper
-
     patches = [
         (sparsify_module, "layer_densities", "densities"),
         (keras_er.masks, "draw_masks", "draw_masks"),
         (sparsify_module, "clone_layerwise", "clone_layerwise"),
         (keras.models, "clone_model", "clone_model"),
         (MaskedKernelMixin, "_build_mask", "build_mask"),
-        (
-            MaskedKernelMixin, "apply_mask",
-            lambda *a: "apply_in_build" if in_build[0] else "apply_in_copy",
-        ),
     ]
     # A step the library no longer has is skipped (its row reads 0).
     patches = [p for p in patches if p[1] in vars(p[0])]
     saved = [(owner, name, vars(owner)[name]) for owner, name, _ in patches]
     try:
         for owner, name, key in patches:
-            fn = getattr(owner, name)
-            if name == "_build_mask":
-                fn = build_mask(fn)
-            setattr(owner, name, wrap(fn, key))
+            setattr(owner, name, wrap(getattr(owner, name), key))
         yield totals
     finally:
         for owner, name, original in saved:
@@ -274,17 +256,16 @@ def print_clone(params, variants, wall, cpu, phases, repeats):
         ("layer_densities", phases.get("densities", 0.0)),
         ("draw_masks (numpy, + flow)", phases.get("draw_masks", 0.0)),
         ("clone_model with ER layers", clone_total),
-        ("  of which mask var + apply_mask", phases.get("build_mask", 0.0)),
-        ("  of which apply_mask in build", phases.get("apply_in_build", 0.0)),
-        ("copy weights (get/set_weights)", copy_total),
-        ("  of which apply_mask after copy", phases.get("apply_in_copy", 0.0)),
+        # Kernels are created masked (no apply_mask pass, no copy).
+        ("  of which mask variables", phases.get("build_mask", 0.0)),
+        ("copy weights (layers not built from values)", copy_total),
     ]
     known = sum(value for name, value in rows if not name.startswith(" "))
     rows.append(("other", phases["total"] - known))
     print(f"  one sparsify call, {phases['total']:.3f} s wall, by phase:")
     for name, value in rows:
         print(
-            f"    {name:<34}{value:>8.3f} s"
+            f"    {name:<40}{value:>8.3f} s"
             f"{100 * value / phases['total']:>6.0f} %"
         )
 

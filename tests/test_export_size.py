@@ -6,6 +6,7 @@ table.
 """
 
 import gzip
+import json
 import os
 import sys
 import warnings
@@ -157,6 +158,29 @@ def test_packed_masks_round_trip_exactly(tmp_path):
         to_numpy(loaded.get_layer(name).kernel), kernel)
 
 
+def _drop_config_key(path, key):
+    """Removes ``key`` everywhere in the config.json of a .keras file."""
+
+    def drop(node):
+        if isinstance(node, dict):
+            node.pop(key, None)
+            for value in node.values():
+                drop(value)
+        elif isinstance(node, list):
+            for value in node:
+                drop(value)
+
+    with zipfile.ZipFile(path) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(entries["config.json"])
+    drop(config)
+    assert key not in json.dumps(config)
+    entries["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+
+
 def test_files_with_float_masks_still_load(tmp_path, monkeypatch):
     sparse = keras_er.sparsify(mlp(), "uniform", 0.4, seed=1,
                                mask_dtype="float32")
@@ -167,7 +191,10 @@ def test_files_with_float_masks_still_load(tmp_path, monkeypatch):
         sparse.save(path)
     stored = _stored(path)
     assert stored["2"].dtype == np.float32 and stored["2"].ndim == 2
+    # And their config, which had no `mask_dtype` yet.
+    _drop_config_key(path, "mask_dtype")
     loaded = keras.saving.load_model(path)
+    assert [l.mask_dtype for l in keras_er.er_layers(loaded)] == ["bool"] * 3
     for layer_name, mask in keras_er.get_masks(sparse).items():
         np.testing.assert_array_equal(keras_er.get_masks(loaded)[layer_name],
                                       mask)

@@ -2,13 +2,13 @@
 
 import keras
 
-from keras_er.layers.composite import MaskedCompositeMixin
 from keras_er.layers.er_conv1d import ERConv1D
 from keras_er.layers.er_depthwise_conv1d import ERDepthwiseConv1D
+from keras_er.layers.separable import MaskedSeparableMixin
 
 
 @keras.saving.register_keras_serializable(package="keras_er")
-class ERSeparableConv1D(MaskedCompositeMixin, keras.layers.SeparableConv1D):
+class ERSeparableConv1D(MaskedSeparableMixin, keras.layers.SeparableConv1D):
     """Drop-in replacement of `keras.layers.SeparableConv1D`, sparse kernels.
 
     A separable convolution has two kernels, and each gets its own mask:
@@ -53,7 +53,8 @@ class ERSeparableConv1D(MaskedCompositeMixin, keras.layers.SeparableConv1D):
     ```
     """
 
-    ROLES = ("depthwise", "pointwise")
+    DEPTHWISE = (ERDepthwiseConv1D, keras.layers.DepthwiseConv1D)
+    POINTWISE = (ERConv1D, keras.layers.Conv1D)
 
     def __init__(
         self,
@@ -72,87 +73,3 @@ class ERSeparableConv1D(MaskedCompositeMixin, keras.layers.SeparableConv1D):
             mask_dtype,
         )
         super().__init__(filters, kernel_size, **kwargs)
-
-    def build(self, input_shape):
-        # Not the Keras build: the two kernels live in sublayers.
-        channels_last = self.data_format == "channels_last"
-        channel_axis = -1 if channels_last else 1
-        self.input_spec = keras.layers.InputSpec(
-            min_ndim=self.rank + 2,
-            axes={channel_axis: input_shape[channel_axis]},
-        )
-        self.compute_output_shape(input_shape)  # Validates the shape.
-        common = {"data_format": self.data_format, "dtype": self.dtype_policy}
-        self.depthwise_layer = self._make_unit(
-            "depthwise",
-            ERDepthwiseConv1D,
-            keras.layers.DepthwiseConv1D,
-            dict(
-                kernel_size=self.kernel_size,
-                strides=self.strides,
-                padding=self.padding,
-                depth_multiplier=self.depth_multiplier,
-                dilation_rate=self.dilation_rate,
-                use_bias=False,
-                depthwise_initializer=self.depthwise_initializer,
-                depthwise_regularizer=self.depthwise_regularizer,
-                depthwise_constraint=self.depthwise_constraint,
-                **common,
-            ),
-        )
-        self.pointwise_layer = self._make_unit(
-            "pointwise",
-            ERConv1D,
-            keras.layers.Conv1D,
-            dict(
-                filters=self.filters,
-                kernel_size=1,
-                use_bias=self.use_bias,
-                kernel_initializer=self.pointwise_initializer,
-                bias_initializer=self.bias_initializer,
-                kernel_regularizer=self.pointwise_regularizer,
-                bias_regularizer=self.bias_regularizer,
-                kernel_constraint=self.pointwise_constraint,
-                bias_constraint=self.bias_constraint,
-                **common,
-            ),
-        )
-        self.depthwise_layer.build(input_shape)
-        self.pointwise_layer.build(
-            self.depthwise_layer.compute_output_shape(input_shape)
-        )
-
-    # The inherited `call` reads these three.
-    @property
-    def depthwise_kernel(self):
-        return self.depthwise_layer.kernel
-
-    @property
-    def pointwise_kernel(self):
-        return self.pointwise_layer.kernel
-
-    @property
-    def bias(self):
-        return self.pointwise_layer.bias
-
-    def er_units(self):
-        if not self.built:
-            return []
-        return [
-            ("depthwise", self.depthwise_layer),
-            ("pointwise", self.pointwise_layer),
-        ]
-
-    @classmethod
-    def plain_kernels(cls, layer):
-        return [
-            ("depthwise", layer.depthwise_kernel, None,
-             ERDepthwiseConv1D.UNIT_AXES, layer),
-            ("pointwise", layer.pointwise_kernel, layer.bias,
-             ERConv1D.UNIT_AXES, layer),
-        ]
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(self._composite_config())
-        return config
