@@ -8,7 +8,7 @@ import keras_er
 from keras_er.callbacks import MagnitudePruning, RiGL, optimizer_state
 from keras_er.callbacks import schedules
 from keras_er.callbacks.optimizer_state import StepTracker
-from tests.conftest import mlp
+from tests.conftest import mlp, to_numpy
 
 STEPS = 24
 
@@ -45,11 +45,11 @@ def test_bound_counts_batches_since_the_last_read():
     model.optimizer.build(model.trainable_variables)
     model.optimizer.iterations.assign(7)
     tracker = StepTracker()
-    assert tracker.read(model) == 7
-    tracker.batch_begin(0)
+    tracker.reset()
+    tracker.batch_begin(0, model)  # The first batch reads the step.
     tracker.batch_end(0)
     assert tracker.upper_bound() == 8
-    tracker.batch_begin(1)  # steps_per_execution=4: batches 1..4.
+    tracker.batch_begin(1, model)  # steps_per_execution=4: batches 1..4.
     tracker.batch_end(4)
     assert tracker.upper_bound() == 12
     assert tracker.read(model) == 7  # Nothing trained: the bound is loose.
@@ -66,7 +66,7 @@ def test_rigl_reads_the_step_only_around_updates(reads, spe):
                       callbacks=[rigl])
     # Updates at steps 8 and 16 (24 is past the end fraction, 0.75).
     assert [u["step"] for u in rigl.updates] == [8, 16]
-    # One read at train begin, one per reached update step: not 24.
+    # One read at the first batch, one per reached update step: not 24.
     assert len(reads) == 1 + STEPS // 8
 
 
@@ -80,3 +80,34 @@ def test_magnitude_pruning_reads_the_step_only_at_pruning_steps(reads):
     # ends at 16, so no read for step 24 and none for the other 21 batches.
     assert len(reads) == 3
     assert callback.density() == pytest.approx(0.2, abs=0.01)
+
+
+def test_rigl_resumed_by_backup_and_restore_updates_on_time(tmp_path):
+    # BackupAndRestore restores the optimizer step in its on_train_begin,
+    # after RiGL's: the tracker must read the step at the first batch.
+    x, y = data()
+    model = compiled()
+    rigl = RiGL(update_every=8, data=(x[:16], y[:16]), seed=0,
+                total_steps=4 * STEPS)
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+
+    class StopAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        model.fit(x, y, batch_size=8, epochs=2, verbose=0,
+                  callbacks=[rigl, backup, StopAfterFirstEpoch()])
+    resumed = compiled()
+    rigl = RiGL(update_every=8, data=(x[:16], y[:16]), seed=0,
+                total_steps=4 * STEPS)
+    resumed.fit(x, y, batch_size=8, epochs=2, verbose=0,
+                callbacks=[rigl, backup])
+    # The second epoch is optimizer steps 25..48. Its first batch already
+    # finds update 24 due (this RiGL instance has not done it), then 32, 40
+    # and 48 follow. A step read before the restore (0) would bound the
+    # first batch at step 1 and skip update 24.
+    assert [u["step"] for u in rigl.updates] == [24, 32, 40, 48]
+    assert int(to_numpy(resumed.optimizer.iterations)) == 2 * STEPS
+

@@ -225,7 +225,7 @@ class MagnitudePruning(keras.callbacks.Callback):
             step = self._steps.read(self.model)
             self._prune_between(step, step)
             self._last_step = step
-        self._steps.batch_begin(batch)
+        self._steps.batch_begin(batch, self.model)
 
     def on_train_batch_end(self, batch, logs=None):
         # Several steps per call with steps_per_execution > 1. The exact

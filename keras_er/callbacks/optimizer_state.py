@@ -84,16 +84,19 @@ class StepTracker:
     since then bound the step from above. A callback reads the exact step
     (`read`) only when something is due at or below that bound.
 
-    Call `batch_begin` and `batch_end` from the callback's
-    ``on_train_batch_begin`` / ``on_train_batch_end`` (with
-    ``steps_per_execution > 1`` one call covers several batches).
+    Call `reset` from the callback's ``on_train_begin`` and `batch_begin` /
+    `batch_end` from its ``on_train_batch_begin`` / ``on_train_batch_end``
+    (with ``steps_per_execution > 1`` one call covers several batches). The
+    first `batch_begin` of a run reads the step: not ``on_train_begin``,
+    since `keras.callbacks.BackupAndRestore` may restore the optimizer in its
+    own ``on_train_begin``, after the callback's.
 
     Example:
 
     ```python
     tracker = StepTracker()
-    tracker.read(model)                 # on_train_begin
-    tracker.batch_begin(batch)          # on_train_batch_begin
+    tracker.reset()                     # on_train_begin
+    tracker.batch_begin(batch, model)   # on_train_batch_begin
     tracker.batch_end(batch)            # on_train_batch_end
     if tracker.upper_bound() >= next_update:
         step = tracker.read(model)
@@ -111,7 +114,14 @@ class StepTracker:
         self._unread = 0
         return self._read
 
-    def batch_begin(self, batch):
+    def reset(self):
+        """Forgets the step read (a new `fit` begins)."""
+        self._read = None
+        self._unread = 0
+
+    def batch_begin(self, batch, model):
+        if self._read is None:
+            self.read(model)
         self._begin = int(batch)
 
     def batch_end(self, batch):

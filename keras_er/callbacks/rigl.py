@@ -516,7 +516,7 @@ class RiGL(keras.callbacks.Callback):
         check_model(model)  # Model outside strategy.scope()?
         if self._bound_model is not model:
             self._bind(model)
-        self._steps.read(model)
+        self._steps.reset()
         total = self.total_steps
         if total is None:
             epochs = self.params.get("epochs")
@@ -536,7 +536,7 @@ class RiGL(keras.callbacks.Callback):
             )
 
     def on_train_batch_begin(self, batch, logs=None):
-        self._steps.batch_begin(batch)
+        self._steps.batch_begin(batch, self.model)
 
     def on_train_batch_end(self, batch, logs=None):
         self._steps.batch_end(batch)
