@@ -105,9 +105,10 @@ def test_rigl_resumed_by_backup_and_restore_updates_on_time(tmp_path):
     resumed.fit(x, y, batch_size=8, epochs=2, verbose=0,
                 callbacks=[rigl, backup])
     # The second epoch is optimizer steps 25..48. Its first batch already
-    # finds update 24 due (this RiGL instance has not done it), then 32, 40
-    # and 48 follow. A step read before the restore (0) would bound the
-    # first batch at step 1 and skip update 24.
+    # finds update 24 due: this RiGL instance has not done it, and RiGL's
+    # counters are not in the checkpoint (unlike IMP's), so it redoes it.
+    # Then 32, 40 and 48 follow. A step read before the restore (0) would
+    # bound the first batch at step 1 and miss that update 24 is due.
     assert [u["step"] for u in rigl.updates] == [24, 32, 40, 48]
     assert int(to_numpy(resumed.optimizer.iterations)) == 2 * STEPS
 
