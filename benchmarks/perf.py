@@ -711,8 +711,11 @@ def _mask_op_seconds(arch, loops=200, repeats=15):
 
 
 def mask_op_row(arch, times):
-    """masked / dense estimated from the isolated mask work (TF, XLA off;
-    on JAX every step is XLA-compiled, and the row is not made)."""
+    """masked / dense estimated from the isolated mask work.
+
+    TensorFlow with XLA off only: on JAX every step is XLA-compiled, and
+    this row is not made.
+    """
     label = "masked / dense, op-level estimate"
     extra = _mask_op_seconds(arch)
     dense = core_perf._median(times["dense"][1])
