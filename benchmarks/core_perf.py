@@ -145,9 +145,8 @@ def _phase_timers():
             try:
                 return fn(*args, **kwargs)
             finally:
-                name = key(*args) if callable(key) else key
-                totals[name] = (
-                    totals.get(name, 0.0) + time.perf_counter() - start
+                totals[key] = (
+                    totals.get(key, 0.0) + time.perf_counter() - start
                 )
 
         return wrapper
@@ -258,7 +257,7 @@ def print_clone(params, variants, wall, cpu, phases, repeats):
         ("clone_model with ER layers", clone_total),
         # Kernels are created masked (no apply_mask pass, no copy).
         ("  of which mask variables", phases.get("build_mask", 0.0)),
-        ("copy weights (layers not built from values)", copy_total),
+        ("copy weights (not built from values)", copy_total),
     ]
     known = sum(value for name, value in rows if not name.startswith(" "))
     rows.append(("other", phases["total"] - known))

@@ -12,7 +12,7 @@ from sklearn.datasets import load_digits
 import keras_er
 from keras_er.callbacks import IMP, CyclicCosine
 from keras_er.callbacks.imp import _count_schedule
-from keras_er.callbacks.optimizer_state import slot_variables
+from keras_er.optimizer_state import slot_variables
 from keras_er.mask_io import er_layers
 from tests.conftest import mlp, to_numpy
 

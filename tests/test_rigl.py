@@ -8,7 +8,7 @@ import pytest
 
 import keras_er
 from keras_er.callbacks import SET, RiGL
-from keras_er.callbacks.optimizer_state import slot_variables
+from keras_er.optimizer_state import slot_variables
 from keras_er.callbacks.rigl import dense_kernel_gradients, rewire
 
 

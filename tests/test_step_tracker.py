@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 import keras_er
-from keras_er.callbacks import MagnitudePruning, RiGL, optimizer_state
+from keras_er import optimizer_state
+from keras_er.callbacks import MagnitudePruning, RiGL
 from keras_er.callbacks import schedules
-from keras_er.callbacks.optimizer_state import StepTracker
+from keras_er.optimizer_state import StepTracker
 from tests.conftest import mlp, to_numpy
 
 STEPS = 24

@@ -26,7 +26,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_er.callbacks.optimizer_state import unwrap
+from keras_er.optimizer_state import unwrap
 from keras_er.distribute import check_model
 from keras_er.layers.edge_popup_scores import (
     DEFAULT_SCORE_INITIALIZER,

@@ -28,7 +28,7 @@ from keras_er.callbacks.magnitude_pruning import (
     mask_counts,
     prune_to,
 )
-from keras_er.callbacks.optimizer_state import (
+from keras_er.optimizer_state import (
     optimizer_step,
     reset_optimizer,
     unwrap,

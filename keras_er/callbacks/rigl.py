@@ -19,7 +19,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_er.callbacks.optimizer_state import (
+from keras_er.optimizer_state import (
     StepTracker,
     optimizer_step,
     reset_slots,

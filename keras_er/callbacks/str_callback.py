@@ -10,7 +10,7 @@ import logging
 import keras
 import numpy as np
 
-from keras_er.callbacks.optimizer_state import unwrap
+from keras_er.optimizer_state import unwrap
 from keras_er.distribute import check_model
 from keras_er.layers import soft_threshold as st
 from keras_er.mask_io import er_layers

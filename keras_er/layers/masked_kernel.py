@@ -33,6 +33,7 @@ from keras import ops
 
 from keras_er import masks as masks_lib
 from keras_er.layers import compact_storage
+from keras_er.optimizer_state import reset_slots, unwrap
 from keras_er.distribute import (
     check_mask_dtype_supported,
     scope_of_variable,
@@ -169,11 +170,6 @@ def _keras_train_step_optimizer():
     return False, None
 
 
-def _unwrap(optimizer):
-    inner = getattr(optimizer, "inner_optimizer", None)
-    return optimizer if inner is None else inner
-
-
 def _is_elementwise(optimizer):
     cls = type(optimizer)
     if cls.__module__.startswith("keras.src.backend."):
@@ -188,7 +184,7 @@ def _is_elementwise(optimizer):
 
 def _projection_needed(layer, optimizer):
     """Whether ``layer`` must project after updates by ``optimizer``."""
-    optimizer = _unwrap(optimizer)
+    optimizer = unwrap(optimizer)
     return (
         _projection["mode"] == "always"
         or not _is_elementwise(optimizer)
@@ -419,7 +415,7 @@ class MaskedKernelMixin(StripFirstMixin):
             self._projection_skipped_for = None
         else:
             self._kernel.constraint = None
-            self._projection_skipped_for = weakref.ref(_unwrap(optimizer))
+            self._projection_skipped_for = weakref.ref(unwrap(optimizer))
 
     @property
     def projects_after_update(self):
@@ -504,30 +500,23 @@ class MaskedKernelMixin(StripFirstMixin):
             raise ValueError(
                 f"Layer {self.name!r}: a mask must contain only 0 and 1."
             )
-        removed = (
-            np.asarray(ops.convert_to_numpy(self.mask)) != 0
-        ) & (mask == 0)
-        self.mask.assign(mask.astype(self.mask.dtype))
-        self.apply_mask()
-        self._reset_state_of(removed)
-        self._notify_mask_changed()
-
-    def _reset_state_of(self, removed):
-        """Zeroes the optimizer state of ``removed`` entries, if needed.
-
-        Needed only while the projection is skipped: a removed entry's
-        momentum would otherwise move it away from zero.
-        """
+        # While the projection is skipped, the optimizer state of entries
+        # the new mask removes must go: their momentum would move them.
         optimizer = (
             None if self._projection_skipped_for is None
             else self._projection_skipped_for()
         )
-        if optimizer is None or not removed.any():
-            return
-        # Imported here: keras_er.callbacks imports the layers.
-        from keras_er.callbacks.optimizer_state import reset_slots
-
-        reset_slots(optimizer, self._kernel, where=removed.astype(np.float32))
+        if optimizer is not None:
+            removed = (
+                np.asarray(ops.convert_to_numpy(self.mask)) != 0
+            ) & (mask == 0)
+        self.mask.assign(mask.astype(self.mask.dtype))
+        self.apply_mask()
+        if optimizer is not None and removed.any():
+            reset_slots(
+                optimizer, self._kernel, where=removed.astype(np.float32)
+            )
+        self._notify_mask_changed()
 
     def _notify_mask_changed(self):
         # Duck-typed reparameterizations may not define the hook.

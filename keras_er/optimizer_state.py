@@ -5,6 +5,10 @@ Keras 3 optimizers create their slots (momentum, Adam moments, ...) with
 ``{variable.path with '/' -> '_'}_{slot name}`` and gives it the variable's
 shape. That is how the slots of a variable are found here, for every
 optimizer.
+
+Used by the ER layers (`set_mask` resets the state of removed entries when
+the after-update projection is skipped) and by the callbacks, so it sits
+below both and imports nothing from keras_er.
 """
 
 import keras
