@@ -53,3 +53,32 @@ def cnn(input_shape=(12, 12, 3), classes=4):
 
 def to_numpy(value):
     return np.asarray(keras.ops.convert_to_numpy(value))
+
+
+def classification_data(n=256, n_in=16, n_out=4, seed=0):
+    """Gaussian inputs labelled by the argmax of a random linear map."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, n_in)).astype("float32")
+    return x, np.argmax(x @ rng.normal(size=(n_in, n_out)), axis=1)
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Raises ``RuntimeError("interrupted")`` at an epoch's begin or end.
+
+    Stands for a crash: `keras.callbacks.BackupAndRestore` keeps its backup.
+    """
+
+    def __init__(self, epoch, at="begin"):
+        super().__init__()
+        self.epoch = epoch
+        self.at = at
+
+    def _maybe_raise(self, epoch, at):
+        if epoch == self.epoch and at == self.at:
+            raise RuntimeError("interrupted")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._maybe_raise(epoch, "begin")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._maybe_raise(epoch, "end")

@@ -43,7 +43,7 @@ from keras_er.callbacks import (  # noqa: E402
     schedules,
 )
 from keras_er.mask_io import er_layers  # noqa: E402
-from tests.conftest import cnn, mlp  # noqa: E402
+from tests.conftest import Interrupt, cnn, mlp  # noqa: E402
 
 STRATEGY = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -225,16 +225,6 @@ def test_save_weights_and_keras_file_restore_under_the_strategy(tmp_path):
             np.testing.assert_array_equal(
                 assert_mirrored(layer._kernel), kernel
             )
-
-
-class Interrupt(keras.callbacks.Callback):
-    def __init__(self, at_epoch):
-        super().__init__()
-        self.at_epoch = at_epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.at_epoch:
-            raise RuntimeError("interrupted")
 
 
 def _imp_run(backup_dir, seed=0, interrupt=None):

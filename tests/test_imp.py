@@ -14,7 +14,7 @@ from keras_er.callbacks import IMP, CyclicCosine
 from keras_er.callbacks.imp import _count_schedule
 from keras_er.optimizer_state import slot_variables
 from keras_er.mask_io import er_layers
-from tests.conftest import mlp, to_numpy
+from tests.conftest import Interrupt, mlp, to_numpy
 
 
 def digits(n=None):
@@ -162,16 +162,6 @@ def test_rewind_to_step_layerwise_kernels_only_with_adam():
     assert any(not np.array_equal(b, s)
                for b, s in zip(first["biases"], snapshot["biases"]))
     assert all(not s.any() for s in first["slots"])  # Adam m and v reset.
-
-
-class Interrupt(keras.callbacks.Callback):
-    def __init__(self, at_epoch):
-        super().__init__()
-        self.at_epoch = at_epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.at_epoch:
-            raise RuntimeError("interrupted")
 
 
 def _imp_run(tmp_path, name, order, seed=0, interrupt=None):

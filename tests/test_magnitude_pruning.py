@@ -13,7 +13,7 @@ import keras_er
 from keras_er.callbacks import MagnitudePruning, schedules
 from keras_er.callbacks.magnitude_pruning import allocate, magnitude_masks
 from keras_er.mask_io import er_layers
-from tests.conftest import mlp, to_numpy
+from tests.conftest import Interrupt, mlp, to_numpy
 
 
 @pytest.fixture(scope="module")
@@ -152,17 +152,12 @@ def test_gmp_resumes_with_backup_and_restore(tmp_path):
                                          end_step=40, frequency=4)
     x, y = digits(192)
 
-    class Interrupt(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 2:
-                raise RuntimeError("interrupted")
-
     def run(name, seed=0, interrupt=False):
         model = sparse_model(0.5, seed=seed)
         callbacks = [keras.callbacks.BackupAndRestore(str(tmp_path / name)),
                      MagnitudePruning(schedule)]
         if interrupt:
-            callbacks.append(Interrupt())
+            callbacks.append(Interrupt(2))
         model.fit(x, y, batch_size=32, epochs=5, shuffle=False, verbose=0,
                   callbacks=callbacks)
         return model

@@ -23,7 +23,7 @@ from keras_er.callbacks import (
     schedules,
 )
 from keras_er.mask_io import er_layers
-from tests.conftest import cnn, to_numpy
+from tests.conftest import classification_data, cnn, to_numpy
 from tests.test_layer_coverage import CASES as LAYER_CASES
 from tests.test_layer_coverage import apply
 
@@ -32,9 +32,7 @@ LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
 def data(n=96, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 16)).astype("float32")
-    return x, np.argmax(x @ rng.normal(size=(16, 4)), axis=1)
+    return classification_data(n, seed=seed)
 
 
 def sparse_mlp(mask_dtype, density=0.5):

@@ -16,7 +16,7 @@ import keras_er
 from keras_er.callbacks import IMP, MagnitudePruning, RiGL, schedules
 from keras_er.layers import masked_kernel
 from keras_er.mask_io import er_layers
-from tests.conftest import to_numpy
+from tests.conftest import classification_data, to_numpy
 
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -46,9 +46,7 @@ def _auto_projection():
 
 
 def data(n=64, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 16)).astype("float32")
-    return x, np.argmax(x @ rng.normal(size=(16, 4)), axis=1)
+    return classification_data(n, seed=seed)
 
 
 def sparse_mlp(**layer_kwargs):

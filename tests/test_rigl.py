@@ -10,6 +10,7 @@ import keras_er
 from keras_er.callbacks import SET, RiGL
 from keras_er.optimizer_state import slot_variables
 from keras_er.callbacks.rigl import dense_kernel_gradients, rewire
+from tests.conftest import Interrupt, classification_data
 
 
 def np_(value):
@@ -30,14 +31,6 @@ def mlp(n_in, width, n_out, density, seed=0, ratio="uniform"):
     return keras_er.sparsify(
         dense, ratio=ratio, density=density, seed=seed, sampling="exact"
     )
-
-
-def classification_data(n=256, n_in=16, n_out=4, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, n_in)).astype("float32")
-    w = rng.normal(size=(n_in, n_out))
-    y = np.argmax(x @ w, axis=1)
-    return x, y
 
 
 def compile_classifier(model, lr=0.01, **kwargs):
@@ -362,6 +355,93 @@ def test_prune_and_rewire_follows_the_density_schedule():
             assert all(a <= b for a, b in zip(nnz, previous))
         previous = nnz
     assert history.history["density"][-1] == pytest.approx(0.05, abs=2e-3)
+
+
+def _rigl_run(tmp_path, name, order, seed=0, interrupt=None):
+    """Prune and rewire (0.5 -> 0.2) over 4 epochs of 8 steps."""
+    x, y = classification_data(n=256)
+    model = mlp(16, 32, 4, density=0.5, seed=seed)
+    compile_classifier(model, lr=0.02)
+    rigl = RiGL(update_every=4, drop_fraction=0.5, target_density=0.2,
+                data=(x[:64], y[:64]), seed=0)
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path / name))
+    callbacks = [rigl, backup] if order == "rigl_first" else [backup, rigl]
+    if interrupt is not None:
+        callbacks.append(Interrupt(interrupt))
+    model.fit(x, y, batch_size=32, epochs=4, shuffle=False, verbose=0,
+              callbacks=callbacks)
+    return model, rigl
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("order", ["rigl_first", "backup_first"])
+def test_resumed_run_matches_the_uninterrupted_run(tmp_path, order):
+    reference, ref_rigl = _rigl_run(tmp_path, "reference", order)
+    # t_end = 0.75 * 32 = 24: updates at 4, 8, ..., 24.
+    assert [u["step"] for u in ref_rigl.updates] == list(range(4, 25, 4))
+    with pytest.raises(RuntimeError, match="interrupted"):
+        _rigl_run(tmp_path, order, order, interrupt=2)  # After step 16.
+    # Another seed: masks, kernels and RiGL's counters (start step, updates
+    # done, the layers' starting sizes for the density schedule) must all
+    # come from the backup, not from this fresh model.
+    resumed, rigl = _rigl_run(tmp_path, order, order, seed=1)
+    assert [u["step"] for u in rigl.updates] == [20, 24]
+
+    def counts(updates):  # Layer names differ between the two models.
+        return [(u["step"], u["drop_fraction"], u["density"],
+                 list(u["layers"].values())) for u in updates]
+
+    assert counts(rigl.updates) == counts(ref_rigl.updates[-2:])
+    for ref, res in zip(keras_er.mask_io.er_layers(reference),
+                        keras_er.mask_io.er_layers(resumed)):
+        np.testing.assert_array_equal(np_(ref.mask), np_(res.mask))
+        np.testing.assert_allclose(np_(ref._kernel), np_(res._kernel),
+                                   atol=1e-5)
+    # The state is detached after fit: models saved later do not carry it.
+    assert not hasattr(resumed, "_keras_er_rigl_state")
+
+
+def test_state_follows_the_model_across_fit_calls():
+    x, y = classification_data(n=64)
+    model = mlp(16, 32, 4, density=0.5)
+    compile_classifier(model)
+    rigl = RiGL(update_every=3, data=(x[:32], y[:32]), total_steps=16)
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[rigl])
+    # The second fit continues the schedule: no update redone, the first
+    # new one at step 9 (t_end = 12).
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[rigl])
+    assert [u["step"] for u in rigl.updates] == [3, 6, 9, 12]
+    # A new RiGL on the same model starts a new run at the current step.
+    fresh = RiGL(update_every=3, data=(x[:32], y[:32]), total_steps=8)
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[fresh])
+    assert [u["step"] for u in fresh.updates] == [3, 6]
+
+
+def test_checkpoint_of_another_model_raises(tmp_path):
+    x, y = classification_data(n=64)
+    model = mlp(16, 32, 4, density=0.5)
+    compile_classifier(model)
+    path = str(tmp_path / "rigl.weights.h5")
+
+    class SaveMidway(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.save_weights(path)
+
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0,
+              callbacks=[RiGL(update_every=2, data=(x, y)), SaveMidway()])
+    # A model without RiGL attached loads the weights and masks.
+    plain = mlp(16, 32, 4, density=0.5, seed=1)
+    plain.load_weights(path)
+    for saved, loaded in zip(keras_er.mask_io.er_layers(model),
+                             keras_er.mask_io.er_layers(plain)):
+        np.testing.assert_array_equal(np_(saved.mask), np_(loaded.mask))
+    # A RiGL that rewires two ER layers instead of three: its state does not
+    # fit the checkpoint's.
+    other = mlp(16, 32, 4, density=0.5)
+    names = [layer.name for layer in keras_er.mask_io.er_layers(other)][:2]
+    RiGL(update_every=2, data=(x, y), layers=names).set_model(other)
+    with pytest.raises(ValueError, match="another model or other RiGL"):
+        other.load_weights(path)
 
 
 @pytest.mark.tf_only  # Trace counting uses tf.executing_eagerly.

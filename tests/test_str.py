@@ -8,7 +8,7 @@ import keras_er
 from keras_er.callbacks import STR
 from keras_er.layers.soft_threshold import SoftThreshold, ThresholdDecay
 from keras_er.mask_io import er_layers
-from tests.conftest import cnn, mlp, to_numpy
+from tests.conftest import Interrupt, cnn, mlp, to_numpy
 
 
 def sigmoid(s):
@@ -272,16 +272,6 @@ def test_frozen_state_survives_keras_save_mid_training(digits, tmp_path):
     assert abs(kernel_density(loaded) - 0.15) <= 0.01 * 0.15
 
 
-class _Interrupt(keras.callbacks.Callback):
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise RuntimeError("interrupted")
-
-
 class _Probe(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.frozen = [
@@ -310,7 +300,7 @@ def test_resumable_with_backup_and_restore(digits, tmp_path):
         model.fit(
             x, y, epochs=4, batch_size=128, verbose=0, shuffle=False,
             callbacks=[cb, keras.callbacks.BackupAndRestore(backup),
-                       _Interrupt(1)],
+                       Interrupt(1, at="end")],
         )
     layers = er_layers(model)
     frozen_at_backup = [float(to_numpy(l.str_frozen)) for l in layers]

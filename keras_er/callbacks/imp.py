@@ -6,7 +6,8 @@ magnitude, rewind the survivors to their values at the rewind point, reset
 the optimizer, repeat until the target density.
 
 Resuming: the rewind snapshot and IMP's counters live in non-trainable
-variables of a small Keras layer that the callback attaches to the model
+variables of a small Keras layer (`CallbackState`) that the callback attaches
+to the model
 during ``fit`` (as the attribute ``_keras_er_imp_state``, outside the model's
 layers and ``model.weights``). ``model.save_weights``, and so
 `keras.callbacks.BackupAndRestore`, save and restore it together with the
@@ -22,6 +23,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_er.callbacks.callback_state import CallbackState
 from keras_er.callbacks.magnitude_pruning import (
     check_scope,
     kernel_sizes,
@@ -38,7 +40,6 @@ from keras_er.mask_io import er_layers
 
 logger = logging.getLogger("keras_er")
 
-_STATE_ATTR = "_keras_er_imp_state"
 _COUNTERS = (
     "started",  # 0 until the first epoch of the run begins.
     "epochs_begun",  # Epochs begun since the start (not Keras' epoch index).
@@ -51,70 +52,6 @@ _COUNTERS = (
 REWIND_WEIGHTS = ("all", "kernels")
 # Densities closer than this count as equal (float noise in user input).
 _EPS = 1e-9
-
-
-class _IMPState(keras.layers.Layer):
-    """Rewind snapshot and counters of an `IMP` run, saved with the model."""
-
-    def __init__(self, variables):
-        super().__init__(name="keras_er_imp_state", trainable=False)
-        self.snapshot = [
-            self.add_weight(
-                name=f"snapshot_{i}",
-                shape=tuple(variable.shape),
-                dtype=variable.dtype,
-                initializer="zeros",
-                trainable=False,
-            )
-            for i, variable in enumerate(variables)
-        ]
-        self.counters = self.add_weight(
-            name="counters",
-            shape=(len(_COUNTERS),),
-            dtype="int64",
-            initializer="zeros",
-            trainable=False,
-        )
-        self.built = True
-
-    def get(self):
-        values = np.asarray(ops.convert_to_numpy(self.counters))
-        return {name: int(v) for name, v in zip(_COUNTERS, values)}
-
-    def update(self, **changes):
-        values = self.get()
-        values.update(changes)
-        self.counters.assign(
-            np.array([values[name] for name in _COUNTERS], dtype=np.int64)
-        )
-
-    def _all(self):
-        return self.snapshot + [self.counters]
-
-    def save_own_variables(self, store):
-        for i, variable in enumerate(self._all()):
-            store[str(i)] = variable
-
-    def load_own_variables(self, store):
-        keys = list(store.keys())
-        if not keys:
-            # Checkpoint written without IMP attached: nothing to restore.
-            return
-        variables = self._all()
-        if len(keys) != len(variables):
-            raise ValueError(
-                f"The checkpoint holds an IMP state with {len(keys)} "
-                f"variables; this model needs {len(variables)}. Was it "
-                "written for another model or rewind_weights setting?"
-            )
-        for i, variable in enumerate(variables):
-            value = np.asarray(store[str(i)])
-            if value.shape != tuple(variable.shape):
-                raise ValueError(
-                    f"IMP state variable {i} has shape {value.shape} in the "
-                    f"checkpoint but {tuple(variable.shape)} in this model."
-                )
-            variable.assign(value)
 
 
 def _check_fraction(prune_fraction):
@@ -400,11 +337,14 @@ class IMP(keras.callbacks.Callback):
         self._layers = layers
         self._rewind_variables = self._select_rewind_variables(model, layers)
         if self._state is None or self._state_model is not model:
-            self._state = _IMPState(self._rewind_variables)
+            self._state = CallbackState(
+                "keras_er_imp_state",
+                _COUNTERS,
+                [(v.shape, v.dtype) for v in self._rewind_variables],
+                owner="IMP",
+            )
             self._state_model = model
-        # Attached outside Keras' tracking: saved by save_weights (which
-        # walks attributes), but not part of model.layers or model.weights.
-        object.__setattr__(model, _STATE_ATTR, self._state)
+        self._state.attach(model)
         if not self._state.get()["started"]:
             self._check_target()
 
@@ -465,8 +405,7 @@ class IMP(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         # Keep models saved after fit free of the IMP state.
-        if getattr(self.model, _STATE_ATTR, None) is self._state:
-            object.__delattr__(self.model, _STATE_ATTR)
+        self._state.detach(self.model)
 
     def _start(self):
         self._check_target()
@@ -501,7 +440,7 @@ class IMP(keras.callbacks.Callback):
         )
 
     def _take_snapshot(self):
-        for variable, copy in zip(self._rewind_variables, self._state.snapshot):
+        for variable, copy in zip(self._rewind_variables, self._state.arrays):
             # A copy, not the same buffer: JAX train steps donate (free)
             # the model variables' buffers.
             copy.assign(ops.copy(variable))
@@ -526,7 +465,7 @@ class IMP(keras.callbacks.Callback):
         mask_of = {
             id(layer._kernel): mask for layer, mask in zip(self._layers, masks)
         }
-        for variable, copy in zip(self._rewind_variables, self._state.snapshot):
+        for variable, copy in zip(self._rewind_variables, self._state.arrays):
             mask = mask_of.get(id(variable))
             if mask is None:
                 variable.assign(ops.copy(copy))  # As in _take_snapshot.

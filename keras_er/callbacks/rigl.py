@@ -19,9 +19,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_er.callbacks.callback_state import CallbackState
 from keras_er.optimizer_state import (
     StepTracker,
-    optimizer_step,
     reset_slots,
     unwrap,
 )
@@ -33,6 +33,13 @@ logger = logging.getLogger("keras_er")
 
 _SCHEDULES = ("cosine", "constant")
 _GROW = ("gradient", "random")
+# Checkpointed with the model (see `CallbackState`), so that a run resumed by
+# BackupAndRestore continues the schedule instead of redoing an update.
+_COUNTERS = (
+    "started",  # 0 until the first batch of the run.
+    "start_step",  # optimizer.iterations at the start of the run.
+    "done_index",  # k of the latest update, done at step k * update_every.
+)
 
 
 # ---------------------------------------------------------------------------
@@ -253,8 +260,9 @@ class RiGL(keras.callbacks.Callback):
 
     At steps ``t = update_every, 2 * update_every, ...`` up to and including
     ``t_end = floor(end_fraction * total_steps)`` (``t`` counts optimizer
-    steps since the first ``fit`` this callback saw on this model), every
-    ER layer with ``nnz`` active weights:
+    steps since the first ``fit`` this callback saw on this model, or since
+    the start of the run a checkpoint restores), every ER layer with ``nnz``
+    active weights:
 
     1. drops the ``n = floor(f_t * nnz)`` active weights of smallest ``|w|``;
     2. grows the ``n`` inactive connections (those dropped in step 1
@@ -296,6 +304,13 @@ class RiGL(keras.callbacks.Callback):
     ``steps_per_execution > 1`` the callback only runs every that many steps
     and makes at most one update per call: choose ``update_every`` as a
     multiple of ``steps_per_execution``.
+
+    **Resuming.** The start step, the last update done and the layers'
+    starting sizes are variables of a helper layer attached to the model
+    during ``fit`` (``model._keras_er_rigl_state``), saved by
+    ``model.save_weights`` and so by `keras.callbacks.BackupAndRestore`. A run
+    resumed from such a backup (a new model and a new `RiGL` are fine)
+    continues the schedule without redoing an update.
 
     After each batch and epoch, the logs get ``rigl_drop_fraction`` (``f_t``
     of the latest update) and ``density`` (over the rewired layers). Every
@@ -425,7 +440,10 @@ class RiGL(keras.callbacks.Callback):
         self.loss = loss
         self.verbose = verbose
         self._batches = None if data is None else _BatchSource(data)
-        self._bound_model = None
+        self._state = None
+        self._state_model = None
+        self._initial_density = None
+        self._restored = False
         self._steps = StepTracker()
         self._end_step = (
             None if total_steps is None
@@ -483,7 +501,7 @@ class RiGL(keras.callbacks.Callback):
         Raises:
             ValueError: Before the callback has seen its model (training).
         """
-        if self._bound_model is None:
+        if self._initial_density is None:
             raise ValueError(
                 "The starting density is known once training starts."
             )
@@ -511,12 +529,26 @@ class RiGL(keras.callbacks.Callback):
 
     # -- Keras hooks -------------------------------------------------------
 
+    def set_model(self, model):
+        super().set_model(model)
+        if self._state is None or self._state_model is not model:
+            self._layers = self._select_layers(model)
+            self._state = CallbackState(
+                "keras_er_rigl_state",
+                _COUNTERS,
+                [((len(self._layers),), "int64")],  # nnz of each layer at start
+                owner="RiGL",
+            )
+            self._state_model = model
+            self.updates = []
+        # Attached before any on_train_begin, where BackupAndRestore loads.
+        self._state.attach(model)
+
     def on_train_begin(self, logs=None):
         model = self.model
         check_model(model)  # Model outside strategy.scope()?
-        if self._bound_model is not model:
-            self._bind(model)
         self._steps.reset()
+        self._restored = False
         total = self.total_steps
         if total is None:
             epochs = self.params.get("epochs")
@@ -537,6 +569,10 @@ class RiGL(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         self._steps.batch_begin(batch, self.model)
+        if not self._restored:
+            # After every on_train_begin: BackupAndRestore has loaded the
+            # state, the masks and the optimizer step by now.
+            self._start_or_resume(self._steps.upper_bound())
 
     def on_train_batch_end(self, batch, logs=None):
         self._steps.batch_end(batch)
@@ -551,14 +587,19 @@ class RiGL(keras.callbacks.Callback):
             if index > self._done_index and update_step <= self._end_step:
                 self._done_index = index
                 self._update(update_step)
+                self._state.update(done_index=index)
         self._write_logs(logs)
 
     def on_epoch_end(self, epoch, logs=None):
         self._write_logs(logs)
 
+    def on_train_end(self, logs=None):
+        # Keep models saved after fit free of the RiGL state.
+        self._state.detach(self.model)
+
     # -- internals ---------------------------------------------------------
 
-    def _bind(self, model):
+    def _select_layers(self, model):
         layers = er_layers(model)
         if self.layers is not None:
             if callable(self.layers):
@@ -583,25 +624,44 @@ class RiGL(keras.callbacks.Callback):
                 f"RiGL rewires plain ER layers; {with_reparam} have a kernel "
                 "reparameterization (STR, edge-popup)."
             )
-        self._layers = layers
-        self._initial_nnz = [self._nnz(layer) for layer in layers]
+        return layers
+
+    def _start_or_resume(self, step):
+        """Starts a run at optimizer step ``step``, or resumes the saved one."""
+        layers = self._layers
         self._sizes = [int(np.prod(layer.mask.shape)) for layer in layers]
-        self._initial_density = sum(self._initial_nnz) / sum(self._sizes)
+        counters = self._state.get()
+        if counters["started"]:
+            initial_nnz = ops.convert_to_numpy(self._state.arrays[0])
+            initial_nnz = [int(n) for n in initial_nnz]
+        else:
+            initial_nnz = [self._nnz(layer) for layer in layers]
+        initial_density = sum(initial_nnz) / sum(self._sizes)
         if (
             self.target_density is not None
-            and self.target_density > self._initial_density + 1e-12
+            and self.target_density > initial_density + 1e-12
         ):
             raise ValueError(
                 f"target_density={self.target_density} is above the starting "
-                f"density {self._initial_density:.6g} of the rewired layers; "
+                f"density {initial_density:.6g} of the rewired layers; "
                 "RiGL only prunes."
             )
-        self._start_step = optimizer_step(model)
-        self._done_index = 0
-        self._last_fraction = 0.0
-        self._density = self._initial_density
-        self._bound_model = model
-        self.updates = []
+        if not counters["started"]:
+            self._state.arrays[0].assign(np.array(initial_nnz, np.int64))
+            self._state.update(started=1, start_step=step, done_index=0)
+            counters = self._state.get()
+        self._initial_nnz = initial_nnz
+        self._initial_density = initial_density
+        self._start_step = counters["start_step"]
+        self._done_index = counters["done_index"]
+        self._last_fraction = (
+            self.drop_fraction_at(self._done_index * self.update_every)
+            if self._done_index else 0.0
+        )
+        self._density = sum(
+            self._nnz(layer) for layer in layers
+        ) / sum(self._sizes)
+        self._restored = True
 
     @staticmethod
     def _nnz(layer):
