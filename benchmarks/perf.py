@@ -13,7 +13,11 @@ one run:
              `UpdatePruningStep` callback, on the same architectures built in
              tf_keras (Keras 2). Goal <= 0.8. Also reported: tfmot / tf_keras
              dense, and Keras 3 dense / tf_keras dense (the framework's own
-             share of the difference).
+             share of the difference). For the Dense-only LeNet without XLA,
+             also a raw TensorFlow train step with sparse compute
+             (`tf.sparse.sparse_dense_matmul` on the mask's nonzeros) over
+             the same step with masked dense kernels: what sparse kernels
+             would gain on this CPU.
   rigl       RiGL / static train step: the sparsified model with the
              `keras_er.callbacks.RiGL` callback (a mask update every
              --rigl_update_every steps) against the same model without it.
@@ -562,6 +566,8 @@ def run_train_steps(groups, arch, jit, steps, repeats, worker):
         ))
         if label == "masked / dense" and not jit:
             rows.append(mask_op_row(arch, times))
+        if label == "keras_er / tfmot" and not jit and arch == "lenet300_100":
+            rows.append(sparse_compute_row(arch))
     return rows
 
 
@@ -726,6 +732,83 @@ def mask_op_row(arch, times):
         verdict="met" if ratio <= MASKED_GOAL else "MISSED",
         note=f"{1e6 * extra:.0f} us of mask ops per step, dense step "
              f"{1e3 * dense:.2f} ms cpu",
+    )
+
+
+def _raw_step_seconds(arch, sparse, loops=50, repeats=15):
+    """CPU seconds of one raw TensorFlow train step of a Dense-only arch.
+
+    Forward, backward and an SGD update of the sparsified ``arch``'s ER
+    kernels (ReLU between layers, softmax cross-entropy), no Keras: either
+    dense matmuls with ``kernel * mask`` (what keras_er runs) or
+    ``tf.sparse.sparse_dense_matmul`` of the batch with a `tf.SparseTensor`
+    of the kernel's values at the mask's nonzeros (what a sparse-compute
+    layer would run; its kernel gradient exists only at the nonzeros). The
+    minimum over repeats of a `tf.function` loop.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    import keras_er
+    from keras import ops
+
+    layers = keras_er.er_layers(_sparsify(getattr(keras_er.models, arch)()))
+    kernels = [tf.Variable(ops.convert_to_numpy(l._kernel)) for l in layers]
+    masks = [
+        tf.constant(ops.convert_to_numpy(l.mask).astype("float32"))
+        for l in layers
+    ]
+    nonzeros = [tf.constant(np.argwhere(m.numpy() > 0)) for m in masks]
+    x, y = _data(1, FLAGS.batch_size)
+    x = tf.constant(x.reshape(FLAGS.batch_size, -1))
+    y = tf.constant(y)
+
+    def matmul(h, kernel, mask, where):
+        if not sparse:
+            return h @ (kernel * mask)
+        values = tf.gather_nd(kernel, where)
+        weights = tf.SparseTensor(where, values, kernel.shape)
+        return tf.sparse.sparse_dense_matmul(h, weights)
+
+    @tf.function
+    def run():
+        for _ in tf.range(loops):
+            with tf.GradientTape() as tape:
+                h = x
+                for i, args in enumerate(zip(kernels, masks, nonzeros)):
+                    h = matmul(h, *args)
+                    if i < len(kernels) - 1:
+                        h = tf.nn.relu(h)
+                loss = tf.reduce_mean(
+                    tf.nn.sparse_softmax_cross_entropy_with_logits(y, h)
+                )
+            for kernel, grad in zip(kernels, tape.gradient(loss, kernels)):
+                kernel.assign_sub(0.01 * tf.convert_to_tensor(grad))
+
+    run()  # Trace.
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.process_time()
+        run()
+        best = min(best, time.process_time() - start)
+    return best / loops
+
+
+def sparse_compute_row(arch):
+    """Raw TF step with sparse matmuls / the same step with masked kernels.
+
+    Reported with the tfmot rows: keras_er / tfmot <= 0.8 would need
+    keras_er's step well below a masked dense step, and skipping the zeros
+    (sparse compute) is the only way to that.
+    """
+    masked = _raw_step_seconds(arch, sparse=False)
+    sparse = _raw_step_seconds(arch, sparse=True)
+    return dict(
+        group="tfmot", row="raw TF step: tf.sparse / masked dense", arch=arch,
+        xla="off", wall=sparse / masked, cpu=None, goal=None,
+        verdict="report",
+        note=f"{1e3 * sparse:.2f} / {1e3 * masked:.2f} ms cpu per step, "
+             "SGD on the kernels, no Keras",
     )
 
 
