@@ -58,6 +58,8 @@ def gradients(loss_of, tensors):
         grads = tape.gradient(
             loss, tensors, unconnected_gradients=tf.UnconnectedGradients.ZERO
         )
+        # A lookup (Embedding) gives row gradients as IndexedSlices.
+        grads = [tf.convert_to_tensor(g) for g in grads]
     elif backend == "jax":
         import jax
 

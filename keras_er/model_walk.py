@@ -169,9 +169,12 @@ def kernel_variable(layer):
 
     ``_kernel`` for ER layers and for Keras layers whose ``kernel`` is a
     property (Dense, Conv, EinsumDense); ``kernel`` for the Keras layers that
-    store it directly (DepthwiseConv1D/2D, Conv1D/2D/3DTranspose).
+    store it directly (DepthwiseConv1D/2D, Conv1D/2D/3DTranspose); the
+    table ``_embeddings`` of an Embedding.
     """
     variable = getattr(layer, "_kernel", None)
+    if variable is None and isinstance(layer, keras.layers.Embedding):
+        return layer._embeddings  # `embeddings` may be a LoRA sum.
     return layer.kernel if variable is None else variable
 
 

@@ -232,6 +232,16 @@ class _SynFlow:
 
     def __init__(self, model, layers, input_shape, dtype):
         chosen = select_layers(model, layers)
+        lookups = [
+            layer.name for layer in chosen
+            if isinstance(layer, keras.layers.Embedding)
+        ]
+        if lookups:
+            raise ValueError(
+                f"SynFlow cannot score the Embedding layers {lookups}: its "
+                "all-ones input looks up a single token. Leave them out "
+                "with layers=..., or use SNIP or an ER ratio for them."
+            )
         self.names = [layer.name for layer in chosen]
         self.clone = _linearized_clone(model, dtype)
         by_name = {layer.name: layer for layer in iter_maskable(self.clone)}
@@ -282,8 +292,8 @@ def synflow_scores(
         ``{layer_name: float64 array of the kernel's shape}``.
 
     Raises:
-        ValueError: For a subclassed model, an unknown input shape, or a
-            model without maskable layers.
+        ValueError: For a subclassed model, an unknown input shape, a
+            model without maskable layers, or an Embedding among the layers.
 
     Example:
 

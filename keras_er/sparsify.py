@@ -1,7 +1,9 @@
 """`sparsify`: replace a model's weight layers by ER layers with random masks."""
 
 import logging
+import warnings
 
+import keras
 import numpy as np
 
 from keras_er import masks as masks_lib
@@ -17,6 +19,7 @@ from keras_er.model_walk import (
     clone_layerwise,
     convert_in_place,
     copy_all_weights,
+    is_maskable,
     iter_layers,
     kernel_shape,
     plain_clone,
@@ -25,6 +28,33 @@ from keras_er.model_walk import (
 )
 
 logger = logging.getLogger("keras_er")
+
+
+def unmaskable_weight_layers(model):
+    """Leaf layers with weight matrices that keras_er has no ER layer for.
+
+    Layers with a trainable weight of rank >= 2 (LSTM, GRU, ConvLSTM2D,
+    custom layers, ...) that `sparsify` leaves dense; 1-D weights (biases,
+    normalization scales) are never masked and not listed.
+
+    Returns:
+        ``{layer name: (class name, entries in its weights of rank >= 2)}``.
+    """
+    found = {}
+    for layer in iter_layers(model):
+        if (
+            is_maskable(layer)
+            or is_composite_type(type(layer))
+            or is_er_composite(layer)
+        ):
+            continue
+        size = sum(
+            int(np.prod(w.shape)) for w in layer.trainable_weights
+            if len(w.shape) >= 2
+        )
+        if size:
+            found[layer.name] = (type(layer).__name__, size)
+    return found
 
 
 def _to_numpy(value):
@@ -70,18 +100,22 @@ def sparsify(
 
     Every selected weight layer is replaced by its ER layer (`ERDense`,
     `ERConv1D/2D/3D`, `ERConv1DTranspose/2DTranspose/3DTranspose`,
-    `ERDepthwiseConv1D/2D`, `EREinsumDense`; `ERSeparableConv1D/2D` and
-    `ERMultiHeadAttention` mask each of their kernels, named
-    ``"<layer>-<role>"``) with the same config and weights, and a mask drawn
-    with the layer's density from `keras_er.layer_densities`. Kernel entries
-    outside the mask are set to zero. Biases, BatchNorm and other
-    normalization layers are never masked. The input model is left untouched
-    (unless ``in_place=True``).
+    `ERDepthwiseConv1D/2D`, `EREinsumDense`, `EREmbedding`;
+    `ERSeparableConv1D/2D` and `ERMultiHeadAttention` mask each of their
+    kernels, named ``"<layer>-<role>"``) with the same config and weights,
+    and a mask drawn with the layer's density from
+    `keras_er.layer_densities`. Kernel entries outside the mask are set to
+    zero. Biases, BatchNorm and other normalization layers are never masked.
+    Layers with weight matrices keras_er has no ER layer for (LSTM, GRU,
+    ConvLSTM, custom layers) stay dense and do not count towards the
+    density; with ``layers=None`` a warning names them. The input model is
+    left untouched (unless ``in_place=True``).
 
     Layer ``i`` (in forward order among the selected layers) draws its mask
     from ``numpy.random.default_rng([seed, i])``: the same seed gives the same
-    masks on every backend. The seed used and the number of edges added by
-    flow preservation are in ``new_model.sparsify_report``.
+    masks on every backend. The seed used, the number of edges added by
+    flow preservation and the layers left dense for want of an ER layer
+    (``"unmasked_layers"``) are in ``new_model.sparsify_report``.
 
     Args:
         model: A built Sequential or Functional model (nested models are
@@ -110,6 +144,7 @@ def sparsify(
             ``N(0, 2 / (fan_in * p_l))``, the He init for the *expected*
             fan-in of a layer of density ``p_l`` (keeps activations at the
             dense scale; from the ER_DST code), seeded like the masks.
+            Embedding tables keep their values (a lookup has no fan-in).
         redraw: The model already has ER layers: draw fresh masks for it
             (from the current, already sparse weights: entries outside the
             old masks stay zero) instead of raising.
@@ -173,6 +208,19 @@ def sparsify(
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0])
     selected = select_layers(model, layers)
+    unmaskable = unmaskable_weight_layers(model)
+    if unmaskable and layers is None:
+        listed = ", ".join(
+            f"{name!r} ({kind}, {size} weights)"
+            for name, (kind, size) in unmaskable.items()
+        )
+        warnings.warn(
+            f"keras_er.sparsify leaves these layers dense, having no masked "
+            f"version of them: {listed}. They do not count towards the "
+            "density. Pass layers=... to choose the layers to mask and "
+            "silence this warning.",
+            stacklevel=2,
+        )
     keep_dense = resolve_dense_layers(dense_layers, selected)
     chosen = [layer for layer in selected if layer.name not in keep_dense]
     shapes = [kernel_shape(layer) for layer in chosen]
@@ -270,7 +318,10 @@ def sparsify(
         """``[kernel, bias...]`` as the ER layer holds them: the kernel
         (redrawn for ``sparse_he_normal``) times its mask."""
         values = list(values)
-        if init == "sparse_he_normal":
+        # An embedding table is looked up, not summed over a fan-in.
+        if init == "sparse_he_normal" and not isinstance(
+            chosen[index], keras.layers.Embedding
+        ):
             values[0] = he_normal(mask, layer_density, index)
         values[0] = values[0] * mask.astype(values[0].dtype)
         return values
@@ -308,6 +359,7 @@ def sparsify(
             layer.name: int(added) for layer, added in zip(chosen, edges)
         },
         "total_edges_added": total_added,
+        "unmasked_layers": sorted(unmaskable),
     }
     if flow is not None:
         logger.info(

@@ -4,7 +4,12 @@ import keras
 import numpy as np
 
 from keras_er.layers import is_er_layer
-from keras_er.model_walk import KernelSlot, iter_maskable, kernel_shape
+from keras_er.model_walk import (
+    KernelSlot,
+    iter_maskable,
+    kernel_shape,
+    kernel_variable,
+)
 
 # A transposed convolution applies its kernel once per *input* position.
 _TRANSPOSED_CONVS = (
@@ -31,9 +36,11 @@ def _positions_per_example(layer, shape):
     Dense on a ``(batch, t, d)`` input applies its kernel ``t`` times; a
     convolution once per output pixel (a transposed one once per input
     pixel); an EinsumDense once per input entry not contracted with the
-    kernel. Unknown (``None``) when the layer was never called on a known
+    kernel; an Embedding never (a lookup). Unknown (``None``) when the layer was never called on a known
     shape.
     """
+    if isinstance(layer, keras.layers.Embedding):
+        return 0  # A lookup: no multiply-adds.
     if isinstance(layer, KernelSlot) and layer.role == "attention_output":
         # Keras builds this projection without the sequence length; it is
         # applied as often as the query projection.
@@ -109,7 +116,8 @@ def summary(model, print_fn=print):
     type, kernel shape, kernel parameters, nonzeros (kept connections for an
     ER layer, nonzero entries otherwise), density, and the forward FLOPs per
     example of the dense and of the sparse layer (2 per multiply-add; bias
-    and activation not counted). A last row holds the totals.
+    and activation not counted; an Embedding lookup counts 0). A last row
+    holds the totals.
 
     Args:
         model: A built Keras model.
@@ -135,7 +143,7 @@ def summary(model, print_fn=print):
         if is_er_layer(layer):
             nonzeros = int(np.sum(keras.ops.convert_to_numpy(layer.mask)))
         else:
-            kernel = keras.ops.convert_to_numpy(layer.kernel)
+            kernel = keras.ops.convert_to_numpy(kernel_variable(layer))
             nonzeros = int(np.count_nonzero(kernel))
         positions = _positions_per_example(layer, shape)
         rows.append(

@@ -227,12 +227,20 @@ def test_save_weights_and_keras_file_restore_under_the_strategy(tmp_path):
             )
 
 
-def _imp_run(backup_dir, seed=0, interrupt=None):
+RESUMED = {
+    "imp": lambda x, y: IMP(0.25, 0.5, epochs_per_cycle=1),  # Prunes once.
+    # Prune and rewire: the resumed run needs the start sizes from the state.
+    "rigl": lambda x, y: RiGL(update_every=2, drop_fraction=0.5,
+                              target_density=0.25, data=(x[:64], y[:64])),
+}
+
+
+def _resume_run(name, backup_dir, seed=0, interrupt=None):
     x, y = data()
     model = sparse_mlp(seed=seed)
     compile_sgd(model)
     callbacks = [
-        IMP(0.25, 0.5, epochs_per_cycle=1),  # Prunes once, after epoch 0.
+        RESUMED[name](x, y),
         keras.callbacks.BackupAndRestore(str(backup_dir)),
     ]
     if interrupt is not None:
@@ -242,12 +250,14 @@ def _imp_run(backup_dir, seed=0, interrupt=None):
     return model
 
 
-def test_backup_and_restore_resumes_imp_under_the_strategy(tmp_path):
-    reference = _imp_run(tmp_path / "reference")
+@pytest.mark.parametrize("name", sorted(RESUMED))
+def test_backup_and_restore_resumes_under_the_strategy(tmp_path, name):
+    reference = _resume_run(name, tmp_path / "reference")
     with pytest.raises(RuntimeError, match="interrupted"):
-        _imp_run(tmp_path / "resumed", interrupt=1)
-    # Another seed: masks, weights and the IMP state come from the backup.
-    resumed = _imp_run(tmp_path / "resumed", seed=1)
+        _resume_run(name, tmp_path / "resumed", interrupt=1)
+    # Another seed: masks, weights and the callback's state come from the
+    # backup.
+    resumed = _resume_run(name, tmp_path / "resumed", seed=1)
     for ref, res in zip(er_layers(reference), er_layers(resumed)):
         np.testing.assert_array_equal(
             assert_mirrored(ref.mask), assert_mirrored(res.mask)

@@ -62,8 +62,9 @@ CASES = {
     "resnet50": (resnet50, 54, {"ERConv2D", "ERDense"}),
     "mobilenet_v2": (mobilenet_v2, 53,
                      {"ERConv2D", "ERDepthwiseConv2D", "ERDense"}),
-    "transformer": (transformer_encoder, 2 * 4 + 2 * 2 + 1,
-                    {"ERMultiHeadAttention", "ERDense"}),
+    # Token embedding, 2 blocks of attention (4 kernels) and MLP (2), head.
+    "transformer": (transformer_encoder, 1 + 2 * 4 + 2 * 2 + 1,
+                    {"EREmbedding", "ERMultiHeadAttention", "ERDense"}),
 }
 
 

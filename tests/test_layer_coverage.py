@@ -77,6 +77,11 @@ CASES = {
     "multi_head_attention": (
         _mha, keras_er.ERMultiHeadAttention, (5, 8), [(8, 8)] * 4,
     ),
+    # Tokens are the input units, features the output units.
+    "embedding": (
+        lambda: keras.layers.Embedding(12, 6), keras_er.EREmbedding, (5,),
+        [(12, 6)],
+    ),
 }
 
 
@@ -94,10 +99,15 @@ def plain_model(name):
 
 
 def batch(name, n=4, seed=0):
-    shape = CASES[name][2]
-    return np.random.default_rng(seed).normal(size=(n,) + shape).astype(
-        "float32"
-    )
+    make, _, shape, _ = CASES[name]
+    rng = np.random.default_rng(seed)
+    layer = make()
+    if isinstance(layer, keras.layers.Embedding):
+        # Token ids (as floats: the layer casts them, like Keras' own).
+        return rng.integers(0, layer.input_dim, (n,) + shape).astype(
+            "float32"
+        )
+    return rng.normal(size=(n,) + shape).astype("float32")
 
 
 def plain_config(er_layer):
@@ -151,7 +161,8 @@ def test_forward_equals_plain_layer_with_masked_kernel(name):
             if bias is not None:
                 bias.assign(to_numpy(units[role].bias))
     else:
-        plain.set_weights([masked[None], to_numpy(layer.bias)])
+        biases = [] if layer.bias is None else [to_numpy(layer.bias)]
+        plain.set_weights([masked[None]] + biases)
     np.testing.assert_allclose(
         to_numpy(apply(layer, x)), to_numpy(apply(plain, x)),
         rtol=1e-5, atol=1e-5,

@@ -25,7 +25,7 @@ from keras_er.callbacks import (
 from keras_er.mask_io import er_layers
 from tests.conftest import classification_data, cnn, to_numpy
 from tests.test_layer_coverage import CASES as LAYER_CASES
-from tests.test_layer_coverage import apply
+from tests.test_layer_coverage import apply, batch
 
 ONE_BYTE = ("uint8", "bool")
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -168,7 +168,7 @@ def test_every_layer_type_round_trips(mask_dtype, tmp_path):
         for key, mask in keras_er.get_masks(sparse).items():
             np.testing.assert_array_equal(keras_er.get_masks(loaded)[key],
                                           mask)
-        x = np.random.default_rng(1).normal(size=(2, *shape))
+        x = batch(name, 2, seed=1)
         np.testing.assert_allclose(to_numpy(loaded(x)), to_numpy(sparse(x)),
                                    atol=1e-6)
         stripped = keras_er.strip(loaded)

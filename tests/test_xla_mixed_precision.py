@@ -24,9 +24,9 @@ from keras_er.callbacks import (
 )
 from keras_er.layers import ER_LAYER_FOR
 from keras_er.mask_io import er_layers
-from tests.conftest import to_numpy
+from tests.conftest import classification_data, to_numpy
 from tests.test_layer_coverage import CASES as LAYER_CASES
-from tests.test_layer_coverage import apply
+from tests.test_layer_coverage import apply, batch
 
 if keras.backend.backend() == "torch":
     pytest.skip("jit_compile means torch.compile there; not covered.",
@@ -86,8 +86,9 @@ def all_layer_types_model(counter):
 def all_layer_types_data(n=8, seed=0):
     rng = np.random.default_rng(seed)
     return [
-        rng.normal(size=(n, *shape)).astype("float32")
-        for _, (_, shape) in sorted(layer_cases().items())
+        batch(name, n, seed) if name in LAYER_CASES
+        else rng.normal(size=(n, *shape)).astype("float32")
+        for name, (_, shape) in sorted(layer_cases().items())
     ]
 
 
@@ -136,12 +137,6 @@ def test_every_layer_type_trains_under_xla_without_retracing():
     assert np.isfinite(first + second).all() and first[-1] < first[0]
 
 
-def classification_data(n=128, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 16)).astype("float32")
-    return x, np.argmax(x @ rng.normal(size=(16, 4)), axis=1)
-
-
 def sparse_mlp(density=0.5, counter=None):
     keras.utils.set_random_seed(0)
     dense = keras.Sequential([
@@ -178,7 +173,7 @@ def test_callbacks_do_not_retrace_the_xla_step(name):
                   jit_compile=True)
     masks = keras_er.get_masks(model)
     count = CountTraces(counter)
-    x, y = classification_data()
+    x, y = classification_data(128)
     history = model.fit(x, y, batch_size=32, epochs=epochs, verbose=0,
                         callbacks=[callback, count])
     assert count.counts[0] >= 1
@@ -268,7 +263,7 @@ def _train_with(name, x, y):
                                             "rigl")],
 ])
 def test_callbacks_in_mixed_precision(policy_name, name):
-    x, y = classification_data()
+    x, y = classification_data(128)
     with global_policy(policy_name):
         model, masks, losses = _train_with(name, x, y)
     assert np.isfinite(losses).all()
@@ -299,7 +294,7 @@ def test_callbacks_in_mixed_precision(policy_name, name):
 def test_mixed_precision_under_xla(policy_name, name):
     # Both at once: the loss-scaled, half-precision step compiled by XLA,
     # with a callback that changes masks between steps (no retrace).
-    x, y = classification_data()
+    x, y = classification_data(128)
     counter = TraceCounter()
     with global_policy(policy_name):
         model = sparse_mlp(counter=counter)

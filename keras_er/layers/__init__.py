@@ -14,6 +14,7 @@ from keras_er.layers.er_dense import ERDense
 from keras_er.layers.er_depthwise_conv1d import ERDepthwiseConv1D
 from keras_er.layers.er_depthwise_conv2d import ERDepthwiseConv2D
 from keras_er.layers.er_einsum_dense import EREinsumDense
+from keras_er.layers.er_embedding import EREmbedding
 from keras_er.layers.er_multi_head_attention import ERMultiHeadAttention
 from keras_er.layers.er_separable_conv1d import ERSeparableConv1D
 from keras_er.layers.er_separable_conv2d import ERSeparableConv2D
@@ -37,6 +38,7 @@ ER_LAYER_FOR = {
     keras.layers.DepthwiseConv1D: ERDepthwiseConv1D,
     keras.layers.DepthwiseConv2D: ERDepthwiseConv2D,
     keras.layers.EinsumDense: EREinsumDense,
+    keras.layers.Embedding: EREmbedding,
     # Several kernels: one ER sublayer per kernel (see layers/composite.py).
     keras.layers.SeparableConv1D: ERSeparableConv1D,
     keras.layers.SeparableConv2D: ERSeparableConv2D,
@@ -87,6 +89,7 @@ __all__ = [
     "ERDepthwiseConv1D",
     "ERDepthwiseConv2D",
     "EREinsumDense",
+    "EREmbedding",
     "ERMultiHeadAttention",
     "ERSeparableConv1D",
     "ERSeparableConv2D",

@@ -385,21 +385,29 @@ class MaskedKernelMixin(StripFirstMixin):
     @property
     def kernel(self):
         kernel = self._stored_kernel()
-        mask = getattr(self, "mask", None)
-        if mask is None:  # Still building.
+        if getattr(self, "mask", None) is None:  # Still building.
             return kernel
+        mask = ops.cast(self._forward_mask(), kernel.dtype)
+        if self.reparameterization is not None:
+            return self.reparameterization.effective_kernel(self, kernel, mask)
+        return ops.multiply(kernel, mask)
+
+    def _forward_mask(self):
+        """The mask variable, read by a forward pass.
+
+        Every forward read goes through here: it decides the after-update
+        projection for the train step being traced, and on JAX remembers
+        the step's mask value for `_mask_for_update`.
+        """
+        mask = self.mask
         self._choose_projection()
         if keras.backend.backend() == "jax":
-            # Remembered for `_mask_for_update` (JAX train step).
             scope = get_stateless_scope()
             if scope is not None and scope.get_current_value(mask) is not None:
                 object.__setattr__(
                     self, "_step_mask", scope.get_current_value(mask)
                 )
-        mask = ops.cast(mask, kernel.dtype)
-        if self.reparameterization is not None:
-            return self.reparameterization.effective_kernel(self, kernel, mask)
-        return ops.multiply(kernel, mask)
+        return mask
 
     def _choose_projection(self):
         """Installs or removes the projection for the train step being run.
