@@ -178,3 +178,19 @@ def test_layers_without_an_er_version_are_named_in_a_warning():
         keras_er.sparsify(text_model(), "erk", 0.3, seed=0)
     assert not [w for w in caught if "leaves these layers dense" in
                 str(w.message)]
+
+
+def test_saved_file_shrinks_with_density(tmp_path):
+    inputs = keras.Input((LENGTH,), dtype="int32")
+    x = keras.layers.Embedding(2000, 16)(inputs)
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling1D()(x))
+    sparse = keras_er.sparsify(model, "uniform", 0.1, seed=0)
+    model.save(tmp_path / "dense.keras")
+    sparse.save(tmp_path / "sparse.keras")
+    dense_size = keras_er.gzipped_size(tmp_path / "dense.keras")
+    sparse_size = keras_er.gzipped_size(tmp_path / "sparse.keras")
+    # Values inside the mask (10 %) plus the mask's bits.
+    assert sparse_size < 0.25 * dense_size
+    loaded = keras.saving.load_model(tmp_path / "sparse.keras")
+    x, _ = token_data(4)
+    np.testing.assert_array_equal(to_numpy(loaded(x)), to_numpy(sparse(x)))
