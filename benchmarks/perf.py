@@ -663,6 +663,18 @@ def run_mask_bytes(arch):
     return rows
 
 
+def _min_cpu_seconds(run, repeats):
+    """Least CPU time of ``run()`` over ``repeats`` calls, after a first
+    (tracing) call: the least disturbed by other processes."""
+    run()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.process_time()
+        run()
+        best = min(best, time.process_time() - start)
+    return best
+
+
 def _mask_op_seconds(arch, loops=200, repeats=15):
     """CPU seconds per step of the mask work a masked train step adds.
 
@@ -705,13 +717,7 @@ def _mask_op_seconds(arch, loops=200, repeats=15):
                 total += tf.add_n([tf.reshape(o, [-1])[0] for o in outs])
             return total
 
-        run()  # Trace.
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.process_time()
-            run()
-            best = min(best, time.process_time() - start)
-        return best / loops
+        return _min_cpu_seconds(run, repeats) / loops
 
     return max(loop(True) - loop(False), 0.0)
 
@@ -785,13 +791,7 @@ def _raw_step_seconds(arch, sparse, loops=50, repeats=15):
             for kernel, grad in zip(kernels, tape.gradient(loss, kernels)):
                 kernel.assign_sub(0.01 * tf.convert_to_tensor(grad))
 
-    run()  # Trace.
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.process_time()
-        run()
-        best = min(best, time.process_time() - start)
-    return best / loops
+    return _min_cpu_seconds(run, repeats) / loops
 
 
 def sparse_compute_row(arch):
