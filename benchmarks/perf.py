@@ -12,8 +12,9 @@ one run:
              `prune_low_magnitude` with `ConstantSparsity(0.9)` and the
              `UpdatePruningStep` callback, on the same architectures built in
              tf_keras (Keras 2). Goal <= 0.8. Also reported: tfmot / tf_keras
-             dense, and Keras 3 dense / tf_keras dense (the framework's own
-             share of the difference). For the Dense-only LeNet without XLA,
+             dense, Keras 3 dense / tf_keras dense (the framework's own
+             share of the difference), and the two overheads compared:
+             (keras_er / Keras 3 dense) / (tfmot / tf_keras dense). For the Dense-only LeNet without XLA,
              also a raw TensorFlow train step with sparse compute
              (`tf.sparse.sparse_dense_matmul` on the mask's nonzeros) over
              the same step with masked dense kernels: what sparse kernels
@@ -566,9 +567,39 @@ def run_train_steps(groups, arch, jit, steps, repeats, worker):
         ))
         if label == "masked / dense" and not jit:
             rows.append(mask_op_row(arch, times))
-        if label == "keras_er / tfmot" and not jit and arch == "lenet300_100":
-            rows.append(sparse_compute_row(arch))
+        if label == "keras_er / tfmot":
+            rows.append(overhead_row(times, **where))
+            if not jit and arch == "lenet300_100":
+                rows.append(sparse_compute_row(arch))
     return rows
+
+
+def overhead_row(times, **where):
+    """Each library's cost over its own framework's dense step, compared.
+
+    ``(keras_er / Keras 3 dense) / (tfmot / tf_keras dense)``, per repeat:
+    below 1 when keras_er adds less to a Keras 3 step than tfmot adds to a
+    tf_keras step. Unlike keras_er / tfmot, it leaves out the difference
+    between the two frameworks' own dense steps.
+    """
+    overheads = {}
+    for name, (library, dense) in {
+        "keras_er": ("masked", "dense"), "tfmot": ("tfmot", "tf_keras_dense")
+    }.items():
+        overheads[name] = tuple(
+            [a / b for a, b in zip(times[library][i], times[dense][i])]
+            for i in (0, 1)
+        )
+    row = _ratio_row(
+        "tfmot", "overhead: keras_er / tfmot", overheads, "keras_er",
+        "tfmot", None, **where,
+    )
+    row["ms_text"] = "-"
+    row["note"] = (
+        f"keras_er {core_perf._median(overheads['keras_er'][1]):.3f}x its "
+        f"dense step, tfmot {core_perf._median(overheads['tfmot'][1]):.3f}x"
+    )
+    return row
 
 
 def _worker_runner(worker, config):
@@ -835,7 +866,9 @@ def print_table(rows):
             wall, cpu, ms = f"{row['wall']:.3f}", "", ""
         else:
             wall, cpu = row["wall_spread"], row["cpu_spread"]
-            ms = f"{row['num_ms']:.2f}/{row['den_ms']:.2f}"
+            ms = row.get("ms_text") or (
+                f"{row['num_ms']:.2f}/{row['den_ms']:.2f}"
+            )
         goal = f"<={row['goal']}" if row["goal"] is not None else ""
         note = f"  ({row['note']})" if row.get("note") else ""
         print(
