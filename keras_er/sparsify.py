@@ -58,8 +58,6 @@ def unmaskable_weight_layers(model):
 
 
 def _to_numpy(value):
-    import keras
-
     return np.asarray(keras.ops.convert_to_numpy(value))
 
 INITS = ("keep", "sparse_he_normal")

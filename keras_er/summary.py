@@ -36,8 +36,8 @@ def _positions_per_example(layer, shape):
     Dense on a ``(batch, t, d)`` input applies its kernel ``t`` times; a
     convolution once per output pixel (a transposed one once per input
     pixel); an EinsumDense once per input entry not contracted with the
-    kernel; an Embedding never (a lookup). Unknown (``None``) when the layer was never called on a known
-    shape.
+    kernel; an Embedding never (a lookup). Unknown (``None``) when the layer
+    was never called on a known shape.
     """
     if isinstance(layer, keras.layers.Embedding):
         return 0  # A lookup: no multiply-adds.

@@ -7,9 +7,8 @@ the optimizer, repeat until the target density.
 
 Resuming: the rewind snapshot and IMP's counters live in non-trainable
 variables of a small Keras layer (`CallbackState`) that the callback attaches
-to the model
-during ``fit`` (as the attribute ``_keras_er_imp_state``, outside the model's
-layers and ``model.weights``). ``model.save_weights``, and so
+to the model during ``fit`` (as the attribute ``_keras_er_imp_state``,
+outside the model's layers and ``model.weights``). ``model.save_weights``, and so
 `keras.callbacks.BackupAndRestore`, save and restore it together with the
 weights, masks and optimizer, so a restored run is consistent by
 construction. The layer is detached at the end of ``fit``, so models saved
