@@ -36,11 +36,16 @@ def _positions_per_example(layer, shape):
     Dense on a ``(batch, t, d)`` input applies its kernel ``t`` times; a
     convolution once per output pixel (a transposed one once per input
     pixel); an EinsumDense once per input entry not contracted with the
-    kernel; an Embedding never (a lookup). Unknown (``None``) when the layer
-    was never called on a known shape.
+    kernel; an Embedding never (a lookup); a recurrent kernel once per time
+    step. Unknown (``None``) when the layer was never called on a known
+    shape (or the sequence length is not fixed).
     """
     if isinstance(layer, keras.layers.Embedding):
         return 0  # A lookup: no multiply-adds.
+    if isinstance(layer, KernelSlot) and isinstance(
+        layer.owner, keras.layers.RNN
+    ):
+        return _time_steps(layer.owner)
     if isinstance(layer, KernelSlot) and layer.role == "attention_output":
         # Keras builds this projection without the sequence length; it is
         # applied as often as the query projection.
@@ -58,6 +63,19 @@ def _positions_per_example(layer, shape):
     if any(s is None for s in spatial):
         return None
     return int(np.prod(spatial)) if spatial else 1
+
+
+def _time_steps(rnn):
+    """Sequence length of a plain RNN layer (its kernels apply once a step).
+
+    The ER RNN layers build their kernel units on the whole sequence shape,
+    so the generic rule below already gives them the number of steps.
+    """
+    try:
+        steps = tuple(rnn.input.shape)[1]
+    except (AttributeError, ValueError, IndexError):
+        return None
+    return None if steps is None else int(steps)
 
 
 def _build_input_shape(layer):

@@ -77,6 +77,24 @@ CASES = {
     "multi_head_attention": (
         _mha, keras_er.ERMultiHeadAttention, (5, 8), [(8, 8)] * 4,
     ),
+    # Input and recurrent kernels, (n_in | units, gates * units).
+    "simple_rnn": (
+        lambda: keras.layers.SimpleRNN(5), keras_er.ERSimpleRNN, (4, 3),
+        [(3, 5), (5, 5)],
+    ),
+    "lstm": (
+        lambda: keras.layers.LSTM(5, return_sequences=True), keras_er.ERLSTM,
+        (4, 3), [(3, 20), (5, 20)],
+    ),
+    # reset_after=True (default): a (2, 3 * units) bias, one row per kernel.
+    "gru": (
+        lambda: keras.layers.GRU(5, bias_initializer="random_normal"),
+        keras_er.ERGRU, (4, 3), [(3, 15), (5, 15)],
+    ),
+    "gru_reset_before": (
+        lambda: keras.layers.GRU(5, reset_after=False), keras_er.ERGRU,
+        (4, 3), [(3, 15), (5, 15)],
+    ),
     # Tokens are the input units, features the output units.
     "embedding": (
         lambda: keras.layers.Embedding(12, 6), keras_er.EREmbedding, (5,),
@@ -137,7 +155,7 @@ def test_forward_equals_plain_layer_with_masked_kernel(name):
     make, er_class, _, _ = CASES[name]
     config = make().get_config()
     config.pop("name")
-    seed_key = "mask_seed" if name == "multi_head_attention" else "seed"
+    seed_key = getattr(er_class, "SEED_KEY", "seed")
     layer = er_class.from_config({**config, "density": 0.3, seed_key: 0})
     x = batch(name)
     apply(layer, x)

@@ -14,10 +14,13 @@ from keras_er.layers.er_dense import ERDense
 from keras_er.layers.er_depthwise_conv1d import ERDepthwiseConv1D
 from keras_er.layers.er_depthwise_conv2d import ERDepthwiseConv2D
 from keras_er.layers.er_einsum_dense import EREinsumDense
+from keras_er.layers.er_gru import ERGRU
+from keras_er.layers.er_lstm import ERLSTM
 from keras_er.layers.er_embedding import EREmbedding
 from keras_er.layers.er_multi_head_attention import ERMultiHeadAttention
 from keras_er.layers.er_separable_conv1d import ERSeparableConv1D
 from keras_er.layers.er_separable_conv2d import ERSeparableConv2D
+from keras_er.layers.er_simple_rnn import ERSimpleRNN
 from keras_er.layers.masked_kernel import (
     MaskedKernelMixin,
     set_mask_projection,
@@ -43,6 +46,10 @@ ER_LAYER_FOR = {
     keras.layers.SeparableConv1D: ERSeparableConv1D,
     keras.layers.SeparableConv2D: ERSeparableConv2D,
     keras.layers.MultiHeadAttention: ERMultiHeadAttention,
+    # Input and recurrent kernel: one ER unit each (see layers/recurrent.py).
+    keras.layers.SimpleRNN: ERSimpleRNN,
+    keras.layers.LSTM: ERLSTM,
+    keras.layers.GRU: ERGRU,
 }
 # ER layer class -> the plain Keras layer it strips to.
 KERAS_LAYER_FOR = {er: plain for plain, er in ER_LAYER_FOR.items()}
@@ -90,9 +97,12 @@ __all__ = [
     "ERDepthwiseConv2D",
     "EREinsumDense",
     "EREmbedding",
+    "ERGRU",
+    "ERLSTM",
     "ERMultiHeadAttention",
     "ERSeparableConv1D",
     "ERSeparableConv2D",
+    "ERSimpleRNN",
     "EdgePopupScores",
     "KernelReparameterization",
     "SoftThreshold",

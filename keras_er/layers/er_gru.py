@@ -1,0 +1,69 @@
+"""`ERGRU`: a GRU layer whose two kernels carry ER masks."""
+
+import keras
+
+from keras_er.layers.recurrent import MaskedCellMixin, MaskedRecurrentMixin
+
+
+class _MaskedGRUCell(MaskedCellMixin, keras.layers.GRUCell):
+    """`GRUCell` reading its kernels and biases from `ERGRU`'s units."""
+
+
+@keras.saving.register_keras_serializable(package="keras_er")
+class ERGRU(MaskedRecurrentMixin, keras.layers.GRU):
+    """Drop-in replacement of `keras.layers.GRU` with sparse kernels.
+
+    The input kernel ``(n_in, 3 * units)`` (role ``"kernel"``) and the
+    recurrent kernel ``(units, 3 * units)`` (role ``"recurrent_kernel"``)
+    each have their own mask, held by an `ERDense` unit named
+    ``"<name>-<role>"`` that the cell reads in every time step. The input
+    bias sits in the ``"kernel"`` unit; with ``reset_after=True`` (the
+    default) the recurrent bias sits in the ``"recurrent_kernel"`` unit, and
+    the cell's ``bias`` stacks the two as Keras' ``(2, 3 * units)``. Units for the
+    ratios and flow preservation: the kernel's rows (inputs or state) and
+    its ``3 * units`` gate columns. The summary counts each kernel once per
+    time step.
+
+    Args:
+        units: As in `keras.layers.GRU`.
+        density: Fraction of entries kept in both kernels, or a dict
+            ``{role: p}``; a role missing from the dict stays dense.
+            Defaults to 1.0.
+        mask_seed: Optional int seed of the masks drawn at build time.
+            ``seed`` stays Keras' dropout seed.
+        sampling: ``"bernoulli"`` or ``"exact"``.
+        flow: ``"addition"``, ``"rejection"`` or ``None``.
+        reparameterization: Optional dict ``{role: serialized
+            KernelReparameterization}`` (written by `get_config`).
+        mask_dtype: ``"bool"`` (default), ``"uint8"`` or ``"float32"``.
+        **kwargs: Every other `keras.layers.GRU` argument.
+
+    Example:
+
+    ```python
+    gru = keras_er.ERGRU(32, density=0.2, mask_seed=0)
+    y = gru(keras.ops.ones((2, 10, 8)))      # (2, 32)
+    [role for role, _ in gru.er_units()]     # kernel, recurrent_kernel
+    ```
+    """
+
+    CELL = _MaskedGRUCell
+    GATES = 3
+
+    def __init__(
+        self,
+        units,
+        density=1.0,
+        mask_seed=None,
+        sampling="bernoulli",
+        flow="addition",
+        reparameterization=None,
+        mask_dtype="bool",
+        **kwargs,
+    ):
+        self._init_composite_options(
+            density, mask_seed, sampling, flow, reparameterization,
+            mask_dtype,
+        )
+        super().__init__(units, **kwargs)
+        self._use_masked_cell()
