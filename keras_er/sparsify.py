@@ -33,7 +33,7 @@ logger = logging.getLogger("keras_er")
 def unmaskable_weight_layers(model):
     """Leaf layers with weight matrices that keras_er has no ER layer for.
 
-    Layers with a trainable weight of rank >= 2 (LSTM, GRU, ConvLSTM2D,
+    Layers with a trainable weight of rank >= 2 (ConvLSTM2D, Bidirectional,
     custom layers, ...) that `sparsify` leaves dense; 1-D weights (biases,
     normalization scales) are never masked and not listed.
 
@@ -99,13 +99,14 @@ def sparsify(
     Every selected weight layer is replaced by its ER layer (`ERDense`,
     `ERConv1D/2D/3D`, `ERConv1DTranspose/2DTranspose/3DTranspose`,
     `ERDepthwiseConv1D/2D`, `EREinsumDense`, `EREmbedding`;
-    `ERSeparableConv1D/2D` and `ERMultiHeadAttention` mask each of their
-    kernels, named ``"<layer>-<role>"``) with the same config and weights,
+    `ERSeparableConv1D/2D`, `ERMultiHeadAttention`, `ERSimpleRNN`, `ERLSTM`
+    and `ERGRU` mask each of their kernels, named ``"<layer>-<role>"``) with
+    the same config and weights,
     and a mask drawn with the layer's density from
     `keras_er.layer_densities`. Kernel entries outside the mask are set to
     zero. Biases, BatchNorm and other normalization layers are never masked.
-    Layers with weight matrices keras_er has no ER layer for (LSTM, GRU,
-    ConvLSTM, custom layers) stay dense and do not count towards the
+    Layers with weight matrices keras_er has no ER layer for (ConvLSTM,
+    Bidirectional, custom layers) stay dense and do not count towards the
     density; with ``layers=None`` a warning names them. The input model is
     left untouched (unless ``in_place=True``).
 
