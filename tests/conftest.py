@@ -82,3 +82,23 @@ class Interrupt(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._maybe_raise(epoch, "end")
+
+
+def assert_rigl_rewires(model, x, y, names):
+    """Sparsifies ``model``, trains 8 steps with RiGL (an update every 2)
+    and checks that the masks ``names`` moved at constant density."""
+    import keras_er
+
+    sparse = keras_er.sparsify(model, "uniform", 0.3, seed=0,
+                               sampling="exact")
+    sparse.compile(keras.optimizers.Adam(0.01),
+                   keras.losses.SparseCategoricalCrossentropy(
+                       from_logits=True))
+    before = keras_er.get_masks(sparse)
+    rigl = keras_er.callbacks.RiGL(update_every=2, data=(x[:32], y[:32]),
+                                   total_steps=8)
+    sparse.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[rigl])
+    after = keras_er.get_masks(sparse)
+    for name in names:
+        assert (before[name] != after[name]).any(), name
+        assert before[name].sum() == after[name].sum(), name

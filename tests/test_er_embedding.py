@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 
 import keras_er
-from keras_er.callbacks import RiGL
 from keras_er.gradients import gradients
 from keras_er.scores import snip_scores, synflow_scores
-from tests.conftest import to_numpy
+from tests.conftest import assert_rigl_rewires, to_numpy
 
 VOCAB, DIM, LENGTH = 50, 8, 6
 
@@ -121,18 +120,8 @@ def test_sparse_he_normal_keeps_the_table():
 
 def test_rigl_rewires_the_table():
     x, y = token_data(64)
-    sparse = keras_er.sparsify(text_model(), "uniform", 0.3, seed=0,
-                               sampling="exact")
-    sparse.compile(keras.optimizers.Adam(0.01),
-                   keras.losses.SparseCategoricalCrossentropy(
-                       from_logits=True))
-    before = keras_er.get_masks(sparse)
-    rigl = RiGL(update_every=2, data=(x[:32], y[:32]), total_steps=8)
-    sparse.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[rigl])
-    after = keras_er.get_masks(sparse)
-    name = sparse.layers[1].name
-    assert (before[name] != after[name]).any()
-    assert after[name].sum() == before[name].sum()  # Same density.
+    model = text_model()
+    assert_rigl_rewires(model, x, y, [model.layers[1].name])
 
 
 def test_scores_snip_works_and_synflow_explains():

@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 
 import keras_er
-from keras_er.callbacks import RiGL
 from keras_er.mask_io import er_layers
-from tests.conftest import to_numpy
+from tests.conftest import assert_rigl_rewires, to_numpy
 
 STEPS, FEATURES, UNITS = 6, 4, 8
 
@@ -101,15 +100,5 @@ def test_density_dict_leaves_a_role_dense_and_saves(tmp_path):
 
 def test_rigl_rewires_both_kernels():
     x, y = sequences(64)
-    sparse = keras_er.sparsify(recurrent_model(keras.layers.LSTM(UNITS)),
-                               "uniform", 0.3, seed=0, sampling="exact")
-    sparse.compile(keras.optimizers.Adam(0.01),
-                   keras.losses.SparseCategoricalCrossentropy(
-                       from_logits=True))
-    before = keras_er.get_masks(sparse)
-    rigl = RiGL(update_every=2, data=(x[:32], y[:32]), total_steps=8)
-    sparse.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[rigl])
-    after = keras_er.get_masks(sparse)
-    for name in ("lstm-kernel", "lstm-recurrent_kernel"):
-        assert (before[name] != after[name]).any(), name
-        assert before[name].sum() == after[name].sum(), name
+    assert_rigl_rewires(recurrent_model(keras.layers.LSTM(UNITS)), x, y,
+                        ["lstm-kernel", "lstm-recurrent_kernel"])

@@ -49,21 +49,3 @@ class ERGRU(MaskedRecurrentMixin, keras.layers.GRU):
 
     CELL = _MaskedGRUCell
     GATES = 3
-
-    def __init__(
-        self,
-        units,
-        density=1.0,
-        mask_seed=None,
-        sampling="bernoulli",
-        flow="addition",
-        reparameterization=None,
-        mask_dtype="bool",
-        **kwargs,
-    ):
-        self._init_composite_options(
-            density, mask_seed, sampling, flow, reparameterization,
-            mask_dtype,
-        )
-        super().__init__(units, **kwargs)
-        self._use_masked_cell()

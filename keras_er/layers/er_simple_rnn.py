@@ -47,21 +47,3 @@ class ERSimpleRNN(MaskedRecurrentMixin, keras.layers.SimpleRNN):
 
     CELL = _MaskedSimpleRNNCell
     GATES = 1
-
-    def __init__(
-        self,
-        units,
-        density=1.0,
-        mask_seed=None,
-        sampling="bernoulli",
-        flow="addition",
-        reparameterization=None,
-        mask_dtype="bool",
-        **kwargs,
-    ):
-        self._init_composite_options(
-            density, mask_seed, sampling, flow, reparameterization,
-            mask_dtype,
-        )
-        super().__init__(units, **kwargs)
-        self._use_masked_cell()

@@ -104,9 +104,9 @@ class MaskedCellMixin:
 class MaskedRecurrentMixin(MaskedCompositeMixin):
     """Per-kernel masks for SimpleRNN, LSTM and GRU.
 
-    Subclasses set ``CELL`` (their masked cell class) and ``GATES``, call
-    ``_init_composite_options`` before and ``_use_masked_cell`` after the
-    Keras layer's ``__init__``.
+    Subclasses set ``CELL`` (their masked cell class) and ``GATES``; the
+    mask arguments come before the Keras layer's own (after ``units``), as
+    in every ER layer.
     """
 
     ROLES = ROLES
@@ -118,7 +118,22 @@ class MaskedRecurrentMixin(MaskedCompositeMixin):
     CELL = None
     GATES = 1
 
-    def _use_masked_cell(self):
+    def __init__(
+        self,
+        units,
+        density=1.0,
+        mask_seed=None,
+        sampling="bernoulli",
+        flow="addition",
+        reparameterization=None,
+        mask_dtype="bool",
+        **kwargs,
+    ):
+        self._init_composite_options(
+            density, mask_seed, sampling, flow, reparameterization,
+            mask_dtype,
+        )
+        super().__init__(units, **kwargs)
         # Keras' __init__ made a plain cell; swap in the masked twin (same
         # config) before anything is built.
         plain = self.cell
