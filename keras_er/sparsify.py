@@ -42,11 +42,7 @@ def unmaskable_weight_layers(model):
     """
     found = {}
     for layer in iter_layers(model):
-        if (
-            is_maskable(layer)
-            or is_composite_type(type(layer))
-            or is_er_composite(layer)
-        ):
+        if is_maskable(layer):  # Composite types included.
             continue
         size = sum(
             int(np.prod(w.shape)) for w in layer.trainable_weights

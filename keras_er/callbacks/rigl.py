@@ -658,10 +658,14 @@ class RiGL(keras.callbacks.Callback):
             self.drop_fraction_at(self._done_index * self.update_every)
             if self._done_index else 0.0
         )
-        self._density = sum(
-            self._nnz(layer) for layer in layers
-        ) / sum(self._sizes)
+        self._density = self._current_density()
         self._restored = True
+
+    def _current_density(self):
+        """Overall density of the rewired layers' masks now."""
+        return sum(
+            self._nnz(layer) for layer in self._layers
+        ) / sum(self._sizes)
 
     @staticmethod
     def _nnz(layer):
@@ -711,9 +715,7 @@ class RiGL(keras.callbacks.Callback):
                 where=(grown | dropped).astype(np.float32),
             )
         self._last_fraction = fraction
-        self._density = sum(
-            self._nnz(layer) for layer in self._layers
-        ) / sum(self._sizes)
+        self._density = self._current_density()
         record["density"] = self._density
         self.updates.append(record)
         if self.verbose:

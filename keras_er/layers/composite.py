@@ -44,14 +44,19 @@ class MaskedCompositeMixin(StripFirstMixin):
     with ``_make_unit`` in ``build``.
     """
 
-    ER_CONFIG_KEYS = (
-        "density", "seed", "sampling", "flow", "reparameterization",
-        "mask_dtype",
-    )
     #: Config key of the mask seed (a layer that already has a ``seed``
     #: argument, like MultiHeadAttention's dropout seed, uses another).
     SEED_KEY = "seed"
     ROLES = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # The mask options in the config (what `strip` removes), with the
+        # seed under the class's own SEED_KEY.
+        cls.ER_CONFIG_KEYS = (
+            "density", cls.SEED_KEY, "sampling", "flow",
+            "reparameterization", "mask_dtype",
+        )
 
     def _init_composite_options(
         self, density, seed, sampling, flow, reparameterization=None,

@@ -62,10 +62,6 @@ class ERMultiHeadAttention(
     """
 
     ROLES = tuple(role for role, _ in _PROJECTIONS)
-    ER_CONFIG_KEYS = (
-        "density", "mask_seed", "sampling", "flow", "reparameterization",
-        "mask_dtype",
-    )
     SEED_KEY = "mask_seed"
 
     def __init__(

@@ -110,10 +110,6 @@ class MaskedRecurrentMixin(MaskedCompositeMixin):
     """
 
     ROLES = ROLES
-    ER_CONFIG_KEYS = (
-        "density", "mask_seed", "sampling", "flow", "reparameterization",
-        "mask_dtype",
-    )
     SEED_KEY = "mask_seed"  # `seed` is Keras' dropout seed.
     CELL = None
     GATES = 1
