@@ -102,3 +102,26 @@ def test_rigl_rewires_both_kernels():
     x, y = sequences(64)
     assert_rigl_rewires(recurrent_model(keras.layers.LSTM(UNITS)), x, y,
                         ["lstm-kernel", "lstm-recurrent_kernel"])
+
+
+@pytest.mark.parametrize("er_class", [
+    keras_er.ERSimpleRNN, keras_er.ERLSTM, keras_er.ERGRU,
+])
+def test_kernels_are_masked_once_per_sequence(er_class, monkeypatch):
+    from keras_er.layers.masked_kernel import MaskedKernelMixin
+
+    reads = []
+    forward_mask = MaskedKernelMixin._forward_mask
+
+    def counting(self):
+        reads.append(self.name)
+        return forward_mask(self)
+
+    layer = er_class(UNITS, density=0.5, mask_seed=0)
+    x, _ = sequences(2)
+    expected = to_numpy(layer(x))
+    monkeypatch.setattr(MaskedKernelMixin, "_forward_mask", counting)
+    np.testing.assert_array_equal(to_numpy(layer(x)), expected)
+    # One read per kernel for all STEPS time steps, not one per step.
+    assert sorted(reads) == sorted(unit.name for _, unit in layer.er_units())
+    assert layer.cell._sequence_weights is None  # Released after the call.

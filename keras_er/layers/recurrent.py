@@ -5,8 +5,8 @@ gates * units)``) and ``recurrent_kernel`` (state to gates, ``(units, gates *
 units)``). As for the other layers with several kernels (see
 `keras_er.layers.composite`), each is masked on its own: the ER layer's cell
 holds one `ERDense` unit per role, named ``"<layer>-kernel"`` and
-``"<layer>-recurrent_kernel"``, whose masked ``kernel`` the cell reads in
-every time step. The units are never called; they only hold the kernel (and
+``"<layer>-recurrent_kernel"``. The layer masks both kernels once per
+sequence and the cell reads them in every time step. The units are never called; they only hold the kernel (and
 the bias), so everything keras_er does with an ER layer (ratios, masks,
 callbacks, saving, strip) works on them unchanged.
 """
@@ -74,31 +74,47 @@ class _ForgetGateBias:
 
 
 class MaskedCellMixin:
-    """A Keras RNN cell whose kernels live in ER units (set by the layer)."""
+    """A Keras RNN cell whose kernels live in ER units (set by the layer).
+
+    While the layer runs a sequence, ``_sequence_weights`` holds the masked
+    kernels and the bias, computed once for all time steps.
+    """
+
+    _sequence_weights = None
 
     def build(self, input_shape):
         # The ER layer created the units before the RNN built this cell.
         self.built = True
 
+    def current_weights(self):
+        """``(kernel, recurrent_kernel, bias)`` from the units, masked."""
+        bias = None
+        if self.use_bias:
+            bias = self.kernel_unit.bias
+            if self.recurrent_unit.bias is not None:
+                # GRU with reset_after: (2, 3 * units), input bias first.
+                bias = ops.concatenate([
+                    ops.expand_dims(bias, 0),
+                    ops.expand_dims(self.recurrent_unit.bias, 0),
+                ])
+        return self.kernel_unit.kernel, self.recurrent_unit.kernel, bias
+
+    def _weights(self):
+        if self._sequence_weights is not None:
+            return self._sequence_weights
+        return self.current_weights()
+
     @property
     def kernel(self):
-        return self.kernel_unit.kernel
+        return self._weights()[0]
 
     @property
     def recurrent_kernel(self):
-        return self.recurrent_unit.kernel
+        return self._weights()[1]
 
     @property
     def bias(self):
-        if not self.use_bias:
-            return None
-        if self.recurrent_unit.bias is None:
-            return self.kernel_unit.bias
-        # GRU with reset_after: (2, 3 * units), input bias first.
-        return ops.concatenate([
-            ops.expand_dims(self.kernel_unit.bias, 0),
-            ops.expand_dims(self.recurrent_unit.bias, 0),
-        ])
+        return self._weights()[2]
 
 
 class MaskedRecurrentMixin(MaskedCompositeMixin):
@@ -175,6 +191,16 @@ class MaskedRecurrentMixin(MaskedCompositeMixin):
             unit.build((sequences_shape[0], steps, fan_in))
             setattr(cell, attribute, unit)
         super().build(sequences_shape, initial_state_shape)
+
+    def inner_loop(self, *args, **kwargs):
+        # The cell reads its kernels in every time step: mask them once per
+        # sequence, not once per step. Not tracked: plain tensors.
+        cell = self.cell
+        object.__setattr__(cell, "_sequence_weights", cell.current_weights())
+        try:
+            return super().inner_loop(*args, **kwargs)
+        finally:
+            object.__setattr__(cell, "_sequence_weights", None)
 
     def er_units(self):
         return [
