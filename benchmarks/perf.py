@@ -710,9 +710,10 @@ def _mask_op_seconds(arch, loops=200, repeats=15):
     """CPU seconds per step of the mask work a masked train step adds.
 
     TensorFlow graph ops, XLA off: for every ER layer of the sparsified
-    ``arch``, the forward ``kernel * cast(mask)`` and its gradient
-    ``grad * cast(mask)`` (with Adam the after-update projection is skipped,
-    see docs/layers.md). Timed alone in a `tf.function` loop, minus the same
+    ``arch``, the forward ``kernel * cast(mask)``, its gradient
+    ``grad * cast(mask)`` and the after-update projection
+    ``kernel.assign(kernel * cast(mask))`` (run after every update, see
+    docs/layers.md). Timed alone in a `tf.function` loop, minus the same
     loop without them; the minimum over repeats, the least disturbed by
     other processes. Far less noisy than a ratio of two whole steps.
     """
@@ -742,6 +743,7 @@ def _mask_op_seconds(arch, loops=200, repeats=15):
                     if with_masks:
                         mask = tf.cast(mask, kernel.dtype)
                         outs += [kernel * mask, grad * mask]
+                        kernel.assign(kernel * mask)  # The projection.
                     else:
                         outs += [kernel.read_value(), grad.read_value()]
                 # One entry of each keeps the ops alive, at no real cost.

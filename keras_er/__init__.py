@@ -27,9 +27,9 @@ from keras_er.layers import (
     ERSeparableConv1D,
     ERSeparableConv2D,
     ERSimpleRNN,
-    set_mask_projection,
 )
 from keras_er.mask_io import er_layers, get_masks, set_masks
+from keras_er.saving import load_model
 from keras_er.scores import prune_at_init
 from keras_er.sparsify import sparsify
 from keras_er.strip import strip
@@ -62,11 +62,11 @@ __all__ = [
     "gzipped_size",
     "get_masks",
     "layer_densities",
+    "load_model",
     "masks",
     "models",
     "prune_at_init",
     "ratios",
-    "set_mask_projection",
     "set_masks",
     "sparsify",
     "strip",

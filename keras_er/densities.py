@@ -3,12 +3,49 @@
 import numpy as np
 
 from keras_er import ratios as ratios_lib
-from keras_er.model_walk import kernel_shape, select_layers
+from keras_er._checks import (
+    accepted_keywords,
+    check_layers,
+    check_model,
+    check_names,
+    check_options,
+)
+from keras_er.model_walk import kernel_shape, select_layers, unit_name
 from keras_er.ratios import check_density
 
 # Ratios borrowed from one-shot pruning scores (keras_er.scores): they need the
 # model's weights (and data for SNIP), not just the kernel shapes.
 BORROWED_RATIOS = ("snip", "synflow")
+# The options each of them takes (SynFlow ignores ``data``).
+BORROWED_OPTIONS = {
+    "snip": ("data", "loss", "training"),
+    "synflow": ("data", "rounds", "input_shape", "dtype"),
+}
+
+
+def check_ratio_options(ratio, options):
+    """Raises TypeError for ``**options`` that ``ratio`` does not take.
+
+    Unknown options would otherwise fail deep inside the ratio method
+    (or, for a ratio dict, be silently ignored).
+    """
+    if isinstance(ratio, dict):
+        check_options(options, (), "nothing when ratio is a dict")
+    elif isinstance(ratio, str) and ratio.lower() in BORROWED_RATIOS:
+        check_options(
+            options, BORROWED_OPTIONS[ratio.lower()],
+            f"the {ratio.lower()!r} scores",
+        )
+    elif isinstance(ratio, str) and ratio.lower() in ratios_lib.METHODS:
+        check_options(
+            options,
+            accepted_keywords(ratios_lib.METHODS[ratio.lower()], skip=2),
+            f"the ratio method {ratio.lower()!r}",
+        )
+    elif callable(ratio):
+        check_options(
+            options, accepted_keywords(ratio, skip=2), "the ratio callable"
+        )
 
 
 def resolve_dense_layers(dense_layers, chosen):
@@ -17,9 +54,12 @@ def resolve_dense_layers(dense_layers, chosen):
     Raises:
         ValueError: For a name that is not among the chosen layers.
     """
+    dense_layers = check_names(
+        dense_layers, "dense_layers", " (or 'first', 'last')"
+    )
     if isinstance(dense_layers, str):
         dense_layers = (dense_layers,)
-    names = [layer.name for layer in chosen]
+    names = [unit_name(layer) for layer in chosen]
     resolved = []
     for entry in dense_layers:
         if entry == "first":
@@ -104,9 +144,13 @@ def layer_densities(
     # {'dense': 0.1116, 'dense_1': 0.01245, 'dense_2': 0.00139}
     ```
     """
+    check_model(model)
     density = check_density(density)
+    check_layers(layers)
+    check_names(dense_layers, "dense_layers", " (or 'first', 'last')")
+    check_ratio_options(ratio, options)
     chosen = select_layers(model, layers)
-    names = [layer.name for layer in chosen]
+    names = [unit_name(layer) for layer in chosen]
     shapes = [kernel_shape(layer) for layer in chosen]
     if isinstance(ratio, dict):
         return _check_custom(ratio, names)

@@ -22,6 +22,7 @@ import tempfile
 
 import keras
 
+from keras_er._checks import check_model, check_path
 from keras_er.strip import strip
 
 FORMATS = ("tf_saved_model", "tflite", "keras")
@@ -68,9 +69,10 @@ def export(model, path, format="tf_saved_model", verbose=False):
     interpreter = tf.lite.Interpreter(model_path="model.tflite")
     ```
     """
+    check_model(model)
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}.")
-    path = os.fspath(path)
+    path = check_path(path)
     suffix = {"keras": ".keras", "tflite": ".tflite"}.get(format)
     if suffix is not None and not path.endswith(suffix):
         raise ValueError(

@@ -1,10 +1,13 @@
 """`get_masks` and `set_masks`: read and write every mask of a model."""
 
+import collections.abc
+
 import keras
 import numpy as np
 
+from keras_er._checks import check_model, describe
 from keras_er.layers import is_er_layer
-from keras_er.model_walk import iter_maskable
+from keras_er.model_walk import iter_maskable, unit_name
 
 
 def er_layers(model):
@@ -31,6 +34,7 @@ def er_layers(model):
         print(layer.name, layer.mask.dtype, layer.mask_density)
     ```
     """
+    check_model(model)
     found = [layer for layer in iter_maskable(model) if is_er_layer(layer)]
     if not found:
         raise ValueError(
@@ -58,7 +62,7 @@ def get_masks(model):
     ```
     """
     return {
-        layer.name: np.asarray(
+        unit_name(layer): np.asarray(
             keras.ops.convert_to_numpy(layer.mask), dtype=np.float32
         )
         for layer in er_layers(model)
@@ -70,6 +74,8 @@ def set_masks(model, masks):
 
     Kernel entries outside a new mask are set to zero; entries that a new mask
     switches on keep their current value (zero if they were masked before).
+    The state that the model's optimizer (if compiled) keeps for the entries
+    a new mask removes (momentum, moments, EMA averages) is zeroed too.
 
     Args:
         model: A model with ER layers.
@@ -85,12 +91,18 @@ def set_masks(model, masks):
     keras_er.set_masks(other, keras_er.get_masks(sparse))
     ```
     """
-    by_name = {layer.name: layer for layer in er_layers(model)}
+    by_name = {unit_name(layer): layer for layer in er_layers(model)}
+    if not isinstance(masks, collections.abc.Mapping):
+        raise ValueError(
+            "masks must be a dict {layer_name: 0/1 array} (as returned by "
+            f"keras_er.get_masks), got {describe(masks)}."
+        )
     unknown = sorted(set(masks) - set(by_name))
     if unknown:
         raise ValueError(
             f"set_masks got masks for {unknown}, which are not ER layers of "
             f"the model. ER layers: {sorted(by_name)}."
         )
+    optimizer = getattr(model, "optimizer", None)
     for name, mask in masks.items():
-        by_name[name].set_mask(mask)
+        by_name[name].set_mask(mask, optimizer=optimizer)

@@ -24,6 +24,7 @@ A ``ratios.KernelShape`` carries its axes, and ``draw_masks`` reads them.
 
 import numpy as np
 
+from keras_er._checks import check_seed, describe
 from keras_er.ratios import check_density
 
 SAMPLING_MODES = ("bernoulli", "exact")
@@ -84,6 +85,44 @@ def check_mask_dtype(mask_dtype):
     return name
 
 
+def check_rng(rng, name="rng"):
+    """Raises ValueError unless ``rng`` is a ``numpy.random.Generator``.
+
+    Example:
+
+    >>> keras_er.masks.check_rng(numpy.random.default_rng(0))
+    """
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(
+            f"{name} must be a numpy.random.Generator, e.g. "
+            f"numpy.random.default_rng(0); got {describe(rng)}."
+        )
+    return rng
+
+
+def check_shape(shape, name="shape"):
+    """A kernel shape as a tuple of positive ints.
+
+    Example:
+
+    >>> keras_er.masks.check_shape((784, 300))
+    (784, 300)
+    """
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__"):
+        dims = None
+    else:
+        dims = tuple(shape)
+    if dims is None or not all(
+        isinstance(d, (int, np.integer))
+        and not isinstance(d, (bool, np.bool_)) and d > 0 for d in dims
+    ):
+        raise ValueError(
+            f"{name} must be a tuple of positive ints (a kernel shape such "
+            f"as (784, 300)), got {describe(shape)}."
+        )
+    return tuple(int(d) for d in dims)
+
+
 def layer_rng(seed, index):
     """The generator used for layer number ``index`` under ``seed``.
 
@@ -91,6 +130,7 @@ def layer_rng(seed, index):
 
     >>> keras_er.masks.layer_rng(0, 1).random()  # same on every backend
     """
+    seed = check_seed(seed, allow_none=False)
     return np.random.default_rng([int(seed), int(index)])
 
 
@@ -118,7 +158,8 @@ def draw_mask(shape, density, rng, sampling="bernoulli"):
     """
     density = check_density(density)
     check_sampling(sampling)
-    shape = tuple(int(s) for s in shape)
+    check_rng(rng)
+    shape = check_shape(shape)
     size = int(np.prod(shape))
     if density == 1.0:
         return np.ones(shape, dtype=np.float32)
@@ -247,6 +288,7 @@ def preserve_flow(mask, density, rng, method="addition", axes=None):
     mask = np.array(mask, dtype=np.float32, copy=True)
     if method is None:
         return mask, 0
+    check_rng(rng)
     before = int(mask.sum())
     view, layout = _to_units(mask, axes)
     if method == "addition":
@@ -293,10 +335,20 @@ def draw_masks(
     >>> masks, added = keras_er.masks.draw_masks(
     ...     [(784, 300), (300, 10)], [0.1, 0.05], seed=0)
     """
+    for name, value in (("shapes", shapes), ("densities", densities)):
+        if isinstance(value, (str, bytes, dict)) or not hasattr(
+            value, "__len__"
+        ):
+            raise ValueError(
+                f"{name} must be a list with one entry per layer (shapes: "
+                "kernel shapes, densities: numbers in (0, 1]), got "
+                f"{describe(value)}."
+            )
     if len(shapes) != len(densities):
         raise ValueError(
             f"Got {len(shapes)} shapes but {len(densities)} densities."
         )
+    check_seed(seed, allow_none=False)
     check_sampling(sampling)
     check_flow(flow)
     masks, added = [], []

@@ -21,7 +21,7 @@ from keras_er.masks import DEFAULT_AXES
 from keras_er.ratios import KernelShape
 
 
-def _is_graph_model(model):
+def is_graph_model(model):
     # Keras exposes no public name for Functional models.
     from keras.src.models.functional import Functional
 
@@ -34,37 +34,86 @@ def _children(container):
     return list(getattr(container, "_layers", ()))
 
 
-def iter_layers(model):
-    """Yields every leaf layer of ``model`` once, in forward order.
+def walk_layers(model, containers=False):
+    """Yields ``(unit name, layer, reachable)`` for every leaf layer.
 
-    Nested models (Sequential or Functional) are entered recursively; a layer
-    shared between several call sites is yielded once. Inside a subclassed
-    model, custom layers that hold other layers are entered too (their
-    sublayers can be converted in place, see ``sparsify(in_place=True)``);
-    in a Sequential/Functional model they are leaves. Layers with several
-    kernels (SeparableConv1D/2D, MultiHeadAttention, their ER versions) are
-    leaves: `iter_maskable` splits them into kernels.
+    Leaves are layers without sublayers, and layers keras_er treats as one
+    piece (an ER layer with several kernels, or a plain Keras layer that
+    has one: SeparableConv1D/2D, SimpleRNN/LSTM/GRU). Every other layer
+    that holds layers (a custom block, a keras-hub transformer layer, a
+    MultiHeadAttention, TimeDistributed) is entered, at any depth, in any
+    kind of model. A layer shared between call sites is yielded once.
+
+    The unit name is the layer's name for a layer held by a model, and
+    ``"<holder's unit name>/<name>"`` inside a layer (the ``query`` of a
+    keras-hub block is ``"transformer_layer_0/self_attention_layer/query"``),
+    so names stay unique where blocks reuse sublayer names.
+
+    ``reachable`` says whether `sparsify` can replace a layer with several
+    kernels there (it swaps whole layers only where a model holds them, or
+    anywhere inside a subclassed model); single-kernel layers are masked in
+    place wherever they sit. With ``containers=True`` the layers that are
+    entered are yielded too (before their sublayers).
     """
     seen = set()
+    subclassed_root = not is_graph_model(model)
 
-    def walk(container, subclassed):
+    def walk(container, prefix):
+        holder_is_model = isinstance(container, keras.Model)
         for layer in _children(container):
             if id(layer) in seen:
                 continue
             seen.add(id(layer))
+            name = prefix + layer.name
             if isinstance(layer, keras.Model):
-                yield from walk(layer, not _is_graph_model(layer))
+                yield from walk(layer, "")
             elif (
-                subclassed
-                and _children(layer)
+                _children(layer)
                 and not is_er_composite(layer)
                 and not is_composite_type(type(layer))
             ):
-                yield from walk(layer, True)
+                if containers or _declares_kernels(layer):
+                    yield name, layer, holder_is_model or subclassed_root
+                yield from walk(layer, name + "/")
             else:
-                yield layer
+                yield name, layer, holder_is_model or subclassed_root
 
-    yield from walk(model, not _is_graph_model(model))
+    yield from walk(model, "")
+
+
+def _declares_kernels(layer):
+    from keras_er.layers.attach import declared_kernels
+
+    return declared_kernels(layer) is not None
+
+
+def iter_layers(model):
+    """Yields every leaf layer of ``model`` once, in forward order.
+
+    Nested models and every layer that holds layers are entered (see
+    `walk_layers`); layers with several kernels (SeparableConv1D/2D,
+    recurrent layers, keras_er's composite layers) are leaves:
+    `iter_maskable` splits them into kernels.
+    """
+    for _, layer, _ in walk_layers(model):
+        yield layer
+
+
+def unit_name(unit):
+    """The name keras_er gives a maskable kernel (keys of `get_masks`).
+
+    The layer's name, or for a layer inside another layer the path of
+    names from the model (see `walk_layers`); ``"<layer>-<role>"`` for one
+    kernel of a layer with several.
+    """
+    return getattr(unit, "_er_unit_name", None) or unit.name
+
+
+def _name_unit(layer, name):
+    # Remembered on the layer, so that code holding only the layer (the
+    # callbacks) uses the same name as the walk.
+    if name != layer.name or "_er_unit_name" in vars(layer):
+        object.__setattr__(layer, "_er_unit_name", name)
 
 
 class KernelSlot:
@@ -117,13 +166,15 @@ def unit_key(unit):
 def iter_maskable(model):
     """Yields every maskable kernel of ``model`` once, in forward order.
 
-    Single-kernel layers (plain or ER) are yielded as themselves; an ER
-    layer with several kernels yields its sublayers (ER, or plain for a
-    role kept dense); a plain layer with several kernels yields one
-    `KernelSlot` per kernel (the layer itself while it is unbuilt, so that
-    `kernel_shape` can say so).
+    Single-kernel layers (plain or ER) are yielded as themselves, wherever
+    they sit (inside custom layers and keras-hub blocks too); an ER layer
+    with several kernels yields its sublayers (ER, or plain for a role kept
+    dense); a plain layer with several kernels yields one `KernelSlot` per
+    kernel (the layer itself while it is unbuilt, so that `kernel_shape`
+    can say so) where `sparsify` can replace it. `unit_name` gives each its
+    name.
     """
-    for layer in iter_layers(model):
+    for name, layer, reachable in walk_layers(model):
         if is_er_composite(layer):
             if not layer.built:
                 yield layer
@@ -132,6 +183,8 @@ def iter_maskable(model):
                 if is_maskable(unit):
                     yield unit
         elif is_composite_type(type(layer)):
+            if not reachable:
+                continue  # Left dense; `sparsify` warns about it.
             if not layer.built:
                 yield layer
                 continue
@@ -141,12 +194,15 @@ def iter_maskable(model):
             ):
                 yield KernelSlot(layer, role, kernel, bias, axes, holder)
         elif is_maskable(layer):
+            _name_unit(layer, name)
             yield layer
 
 
 def is_maskable(layer):
     """Whether ``sparsify`` can mask ``layer`` (or it already has a mask)."""
     if isinstance(layer, KernelSlot) or is_er_layer(layer):
+        return True
+    if _declares_kernels(layer):  # A custom layer that opts in.
         return True
     if type(layer) is keras.layers.EinsumDense and layer.built:
         # A rank-1 kernel (a per-feature scale) has no fan-in/fan-out.
@@ -158,6 +214,11 @@ def kernel_axes(layer):
     """``(in_axes, out_axes)`` of a maskable unit's kernel."""
     if isinstance(layer, KernelSlot) or is_er_layer(layer):
         return layer.unit_axes
+    from keras_er.layers.attach import declared_kernels
+
+    declared = declared_kernels(layer)
+    if declared is not None:
+        return next(iter(declared.values()))
     er_class = ER_LAYER_FOR.get(type(layer))
     if er_class is not None and hasattr(er_class, "unit_axes_for"):
         return er_class.unit_axes_for(layer)
@@ -172,6 +233,11 @@ def kernel_variable(layer):
     store it directly (DepthwiseConv1D/2D, Conv1D/2D/3DTranspose); the
     table ``_embeddings`` of an Embedding.
     """
+    from keras_er.layers.attach import declared_kernels
+
+    declared = None if is_er_layer(layer) else declared_kernels(layer)
+    if declared is not None:
+        return vars(layer)[next(iter(declared))]
     variable = getattr(layer, "_kernel", None)
     if variable is None and isinstance(layer, keras.layers.Embedding):
         return layer._embeddings  # `embeddings` may be a LoRA sum.
@@ -227,17 +293,17 @@ def select_layers(model, layers=None):
             raise ValueError(
                 f"layers={layers!r} is not a valid regular expression: {error}"
             ) from None
-        chosen = [c for c in candidates if pattern.fullmatch(c.name)]
+        chosen = [c for c in candidates if pattern.fullmatch(unit_name(c))]
     else:
         names = list(layers)
-        by_name = {layer.name: layer for layer in candidates}
+        by_name = {unit_name(layer): layer for layer in candidates}
         unknown = [name for name in names if name not in by_name]
         if unknown:
             raise ValueError(
                 f"layers names {unknown} are not maskable layers of the model."
                 f" Maskable layers: {sorted(by_name)}."
             )
-        chosen = [c for c in candidates if c.name in set(names)]
+        chosen = [c for c in candidates if unit_name(c) in set(names)]
     if not chosen:
         supported = ", ".join(sorted(cls.__name__ for cls in ER_LAYER_FOR))
         raise ValueError(
@@ -265,7 +331,7 @@ def clone_layerwise(model, make_layer, copy_weights):
     """
     if not isinstance(model, keras.Model):
         raise ValueError(f"Expected a keras.Model, got {type(model).__name__}.")
-    if not _is_cloneable(model):
+    if not is_cloneable(model):
         raise ValueError(
             f"Cannot rebuild the subclassed model {type(model).__name__!r}: "
             "keras_er replaces layers by cloning Sequential and Functional "
@@ -323,7 +389,7 @@ def convert_in_place(model, should_replace, make_layer, copy_weights):
         raise ValueError(
             f"Expected a keras.Model, got {type(model).__name__}."
         )
-    if _is_graph_model(model):
+    if is_graph_model(model):
         raise ValueError(
             "in_place=True is for subclassed models. A Sequential or "
             "Functional model is rebuilt as a new model: call without "
@@ -341,7 +407,7 @@ def convert_in_place(model, should_replace, make_layer, copy_weights):
         if id(layer) in replacements:
             return replacements[id(layer)][1]
         new = None
-        if isinstance(layer, keras.Model) and _is_graph_model(layer):
+        if isinstance(layer, keras.Model) and is_graph_model(layer):
             if any(should_replace(leaf) for leaf in iter_layers(layer)):
                 new = clone_layerwise(layer, make_layer, copy_weights)
         elif should_replace(layer):
@@ -394,7 +460,7 @@ def convert_in_place(model, should_replace, make_layer, copy_weights):
             if changed:
                 edits.append((owner, name, value, new_value))
         for child in _children(owner):
-            if isinstance(child, keras.Model) and _is_graph_model(child):
+            if isinstance(child, keras.Model) and is_graph_model(child):
                 continue  # Replaced whole, or left alone.
             if id(child) in replacements and replacements[id(child)][1]:
                 continue
@@ -409,7 +475,7 @@ def convert_in_place(model, should_replace, make_layer, copy_weights):
             should_replace(child)
             or (
                 isinstance(child, keras.Model)
-                and _is_graph_model(child)
+                and is_graph_model(child)
                 and any(should_replace(leaf) for leaf in iter_layers(child))
             )
         )
@@ -450,17 +516,97 @@ def convert_in_place(model, should_replace, make_layer, copy_weights):
     return sum(1 for _, new in replacements.values() if new is not None)
 
 
-def _is_cloneable(model):
+def is_cloneable(model):
+    """Whether ``model`` is a Sequential or Functional model (exact types,
+    nested models too), which `keras.models.clone_model` copies layer by
+    layer. A subclass (a keras-hub backbone) would come back as a plain
+    Functional model."""
     # Keras exposes no public name for Functional models.
     from keras.src.models.functional import Functional
 
-    if not isinstance(model, (keras.Sequential, Functional)):
+    if type(model) not in (keras.Sequential, Functional):
         return False
     return all(
-        _is_cloneable(layer)
+        is_cloneable(layer)
         for layer in model.layers
         if isinstance(layer, keras.Model)
     )
+
+
+def copy_model(model):
+    """An exact copy of a built model: same classes, weights and masks.
+
+    Sequential and Functional models are cloned layer by layer; any other
+    model (a keras-hub backbone or task model, a subclassed model with a
+    ``get_config``) is rebuilt from its config. Layers inside custom layers
+    are rebuilt plain by their holder, so their masks are attached again
+    (see `keras_er.layers.attach`) before the weights are copied.
+
+    Raises:
+        ValueError: If the model cannot be rebuilt from its config.
+    """
+    if is_cloneable(model):
+        new_model = keras.models.clone_model(
+            model, clone_function=plain_clone, recursive=True
+        )
+    else:
+        try:
+            new_model = type(model).from_config(model.get_config())
+            if not new_model.built:
+                new_model.build_from_config(model.get_build_config())
+        except Exception as error:
+            reason = str(error).strip().splitlines()[0][:200]
+            raise ValueError(
+                f"keras_er cannot copy the subclassed model "
+                f"{type(model).__name__!r}: it cannot be rebuilt from its "
+                f"config ({reason}). Pass in_place=True to mask its layers "
+                "in place, build it with keras_er layers directly (e.g. "
+                "`keras_er.ERDense(units, density=0.1)` instead of "
+                "`keras.layers.Dense(units)`), or give it a get_config()."
+            ) from error
+    reattach_masks(model, new_model)
+    try:
+        new_model.set_weights(model.get_weights())
+    except ValueError as error:
+        raise ValueError(
+            f"keras_er cannot copy the model {type(model).__name__!r}: the "
+            f"copy rebuilt from its config has other weights ({error}). "
+            "Pass in_place=True to change the model itself."
+        ) from error
+    return new_model
+
+
+def reattach_masks(model, new_model):
+    """Masks the layers of ``new_model`` that are masked in ``model``.
+
+    For a copy (or a freshly deserialized model) whose layers inside custom
+    layers were rebuilt plain: each gets the mask and options of the layer
+    with the same unit name in ``model``.
+    """
+    from keras_er.layers.attach import attach_mask, can_attach
+
+    masked = {
+        unit_name(layer): layer
+        for layer in iter_maskable(model) if is_er_layer(layer)
+    }
+    for layer in iter_maskable(new_model):
+        source = masked.get(unit_name(layer))
+        if source is None or not can_attach(layer):
+            continue
+        attach_mask(
+            layer, keras.ops.convert_to_numpy(source.mask),
+            density=source.density, sampling=source.sampling,
+            flow=source.flow, mask_dtype=source.mask_dtype,
+            flow_edges_added=source.flow_edges_added,
+        )
+        if source.reparameterization is not None:
+            layer.set_reparameterization(
+                keras.saving.deserialize_keras_object(
+                    keras.saving.serialize_keras_object(
+                        source.reparameterization
+                    )
+                )
+            )
 
 
 def plain_clone(layer):

@@ -6,8 +6,8 @@ Keras 3 optimizers create their slots (momentum, Adam moments, ...) with
 shape. That is how the slots of a variable are found here, for every
 optimizer.
 
-Used by the ER layers (`set_mask` resets the state of removed entries when
-the after-update projection is skipped) and by the callbacks, so it sits
+Used by the ER layers (`set_mask` resets the state of the entries a new mask
+removes when given the optimizer) and by the callbacks, so it sits
 below both and imports nothing from keras_er.
 """
 

@@ -74,10 +74,14 @@ def _save(figure, path):
 def _layers_of(model_or_shapes):
     """``(names, shapes, model)`` of a model or of a list/dict of shapes."""
     if hasattr(model_or_shapes, "layers"):
-        from keras_er.model_walk import kernel_shape, select_layers
+        from keras_er.model_walk import (
+            kernel_shape,
+            select_layers,
+            unit_name,
+        )
 
         chosen = select_layers(model_or_shapes)
-        names = [layer.name for layer in chosen]
+        names = [unit_name(layer) for layer in chosen]
         return names, [kernel_shape(layer) for layer in chosen], (
             model_or_shapes
         )

@@ -25,6 +25,8 @@ import math
 
 import numpy as np
 
+from keras_er._checks import check_real, describe
+
 __all__ = [
     "METHODS",
     "KernelShape",
@@ -119,12 +121,20 @@ def check_density(density, name="density"):
     >>> keras_er.ratios.check_density(0.1)
     0.1
     """
+    # A bool is an int (True == 1) and a string may parse as a float: both
+    # are mistakes (e.g. a flag passed in the density's position).
+    is_text = isinstance(density, (str, bytes))
     try:
-        value = float(density)
+        value = None if is_text or isinstance(density, (bool, np.bool_)) \
+            else float(density)
     except (TypeError, ValueError):
+        value = None
+    if value is None:
         raise ValueError(
-            f"{name} must be a number in (0, 1], got {density!r}."
-        ) from None
+            f"{name} must be a number in (0, 1], got {describe(density)}. "
+            "A density is the fraction of weights kept (1 - sparsity): use "
+            "e.g. 0.1 for 90% sparsity."
+        )
     if not (0.0 < value <= 1.0) or math.isnan(value):
         raise ValueError(
             f"{name} must be in (0, 1], got {density!r}. A density is the "
@@ -134,7 +144,28 @@ def check_density(density, name="density"):
     return value
 
 
+def _check_shapes(shapes):
+    """Raises unless ``shapes`` is a list of kernel shapes (tuples of ints)."""
+    fix = (
+        "shapes must be a list of kernel shapes, one per layer, e.g. "
+        "[(784, 300), (300, 10)]"
+    )
+    if isinstance(shapes, (str, bytes)) or not hasattr(shapes, "__len__"):
+        raise ValueError(f"{fix}; got {describe(shapes)}.")
+    for shape in shapes:
+        if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") \
+                or not all(
+                    isinstance(d, (int, np.integer))
+                    and not isinstance(d, (bool, np.bool_)) for d in shape
+                ):
+            raise ValueError(
+                f"{fix}; got the entry {describe(shape)} (each shape is a "
+                "tuple of ints)."
+            )
+
+
 def _sizes(shapes):
+    _check_shapes(shapes)
     if len(shapes) == 0:
         raise ValueError(
             "No maskable layers: the model (or the `layers` filter) selects "
@@ -247,9 +278,12 @@ def erk(shapes, density, power=1.0):
     """
     density = check_density(density)
     sizes = _sizes(shapes)
-    power = float(power)
-    if power < 0 or math.isnan(power):
-        raise ValueError(f"ERK power must be >= 0, got {power}.")
+    power = check_real(power, "power", "power is ERK's exponent, >= 0.")
+    if power < 0:
+        raise ValueError(
+            f"power must be >= 0, got {power}: ERK's exponent (1 is plain "
+            "ERK, 0 is uniform)."
+        )
     raw = [(sum(s) / float(np.prod(s))) ** power for s in shapes]
     return _scaled(raw, sizes, density)
 
@@ -403,14 +437,19 @@ def from_model(model, layers=None, like=None):
     """
     import keras
 
-    from keras_er.model_walk import kernel_shape, select_layers
+    from keras_er._checks import check_layers, check_model
+    from keras_er.model_walk import kernel_shape, select_layers, unit_name
 
+    check_model(model)
+    check_layers(layers)
+    if like is not None:
+        check_model(like, "like")
     chosen = select_layers(model, layers)
     densities = []
     for layer in chosen:
         kernel = np.asarray(keras.ops.convert_to_numpy(layer.kernel))
         densities.append(max(int(np.count_nonzero(kernel)), 1) / kernel.size)
-    names = [layer.name for layer in chosen]
+    names = [unit_name(layer) for layer in chosen]
     if like is not None:
         targets = select_layers(like)
         source = [kernel_shape(layer) for layer in chosen]
@@ -420,5 +459,5 @@ def from_model(model, layers=None, like=None):
                 f"`like` must have maskable layers with the same kernel "
                 f"shapes in the same order: got {target}, expected {source}."
             )
-        names = [layer.name for layer in targets]
+        names = [unit_name(layer) for layer in targets]
     return {name: float(d) for name, d in zip(names, densities)}

@@ -26,12 +26,19 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_er._checks import (
+    check_int,
+    check_layers,
+    check_model,
+    check_options,
+)
 from keras_er.gradients import gradients
 from keras_er.model_walk import (
     clone_layerwise,
     iter_maskable,
     kernel_variable,
     select_layers,
+    unit_name,
 )
 from keras_er.ratios import check_density
 
@@ -158,7 +165,9 @@ def snip_scores(model, data, *, loss=None, layers=None, training=False):
 
     grads = _gradients(objective, variables, values)
     return {
-        layer.name: np.abs(ops.convert_to_numpy(w).astype(np.float64) * g)
+        unit_name(layer): np.abs(
+            ops.convert_to_numpy(w).astype(np.float64) * g
+        )
         for layer, w, g in zip(chosen, values, grads)
     }
 
@@ -233,7 +242,7 @@ class _SynFlow:
     def __init__(self, model, layers, input_shape, dtype):
         chosen = select_layers(model, layers)
         lookups = [
-            layer.name for layer in chosen
+            unit_name(layer) for layer in chosen
             if isinstance(layer, keras.layers.Embedding)
         ]
         if lookups:
@@ -242,9 +251,11 @@ class _SynFlow:
                 "all-ones input looks up a single token. Leave them out "
                 "with layers=..., or use SNIP or an ER ratio for them."
             )
-        self.names = [layer.name for layer in chosen]
+        self.names = [unit_name(layer) for layer in chosen]
         self.clone = _linearized_clone(model, dtype)
-        by_name = {layer.name: layer for layer in iter_maskable(self.clone)}
+        by_name = {
+            unit_name(layer): layer for layer in iter_maskable(self.clone)
+        }
         self.variables = [
             kernel_variable(by_name[name]) for name in self.names
         ]
@@ -360,6 +371,7 @@ def snip_masks(model, density, data, *, per_layer=0, **options):
         ``{layer_name: float32 0/1 array}``.
     """
     density = check_density(density)
+    per_layer = check_int(per_layer, "per_layer", minimum=0)
     scores = snip_scores(model, data, **options)
     kept = _top_k(list(scores.values()), _budget(scores.values(), density),
                   per_layer=per_layer)
@@ -401,6 +413,7 @@ def synflow_masks(
     if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) \
             or rounds < 1:
         raise ValueError(f"rounds must be a positive int, got {rounds!r}.")
+    per_layer = check_int(per_layer, "per_layer", minimum=0)
     flow = _SynFlow(model, layers, input_shape, dtype)
     alive = [np.ones(w.shape, dtype=bool) for w in flow.magnitudes]
     for r in range(1, rounds + 1):
@@ -507,7 +520,21 @@ def prune_at_init(model, method, density, data=None, *, layers=None,
     from keras_er.layers import is_er_layer
     from keras_er.sparsify import sparsify
 
+    check_model(model)
     density = check_density(density)
+    key = str(method).lower() if isinstance(method, str) else None
+    if key not in METHODS:
+        raise ValueError(
+            f"Unknown pruning method {method!r}: method must be one of "
+            f"{METHODS}."
+        )
+    check_layers(layers)
+    check_options(
+        options,
+        {"snip": ("loss", "training", "per_layer"),
+         "synflow": ("rounds", "input_shape", "dtype", "per_layer")}[key],
+        f"the {key!r} scoring (keras_er.scores.{key}_masks)",
+    )
     if any(is_er_layer(layer) for layer in iter_maskable(model)):
         raise ValueError(
             "prune_at_init expects a dense model; this one already has "
@@ -524,12 +551,12 @@ def prune_at_init(model, method, density, data=None, *, layers=None,
         model, ratio=config_densities, density=density, layers=layers,
         flow=None, seed=0,
     )
-    originals = {layer.name: layer for layer in iter_maskable(model)}
+    originals = {unit_name(layer): layer for layer in iter_maskable(model)}
     for layer in iter_maskable(sparse):
-        if layer.name not in masks or not is_er_layer(layer):
+        if unit_name(layer) not in masks or not is_er_layer(layer):
             continue
-        mask = masks[layer.name]
-        kernel = ops.convert_to_numpy(originals[layer.name].kernel)
+        mask = masks[unit_name(layer)]
+        kernel = ops.convert_to_numpy(originals[unit_name(layer)].kernel)
         layer.mask.assign(mask.astype(layer.mask.dtype))
         layer._kernel.assign((kernel * mask).astype(layer._kernel.dtype))
     report = sparse.sparsify_report  # A Keras TrackedDict: no kwargs update.

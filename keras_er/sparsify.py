@@ -1,4 +1,4 @@
-"""`sparsify`: replace a model's weight layers by ER layers with random masks."""
+"""`sparsify`: random ER masks on every weight layer of a model, in place."""
 
 import logging
 import warnings
@@ -7,7 +7,19 @@ import keras
 import numpy as np
 
 from keras_er import masks as masks_lib
-from keras_er.densities import layer_densities, resolve_dense_layers
+from keras_er._checks import (
+    check_bool,
+    check_layers,
+    check_model,
+    check_names,
+    check_seed,
+)
+from keras_er.densities import (
+    check_ratio_options,
+    layer_densities,
+    resolve_dense_layers,
+)
+from keras_er.ratios import check_density
 from keras_er.distribute import scope_of_model
 from keras_er.layers import (
     ER_LAYER_FOR,
@@ -15,41 +27,64 @@ from keras_er.layers import (
     is_er_composite,
     is_er_layer,
 )
+from keras_er.layers.attach import attach_mask, can_attach
+from keras_er.layers.composite import role_name
 from keras_er.model_walk import (
     clone_layerwise,
     convert_in_place,
     copy_all_weights,
+    copy_model,
+    is_cloneable,
+    is_graph_model,
     is_maskable,
     iter_layers,
+    iter_maskable,
     kernel_shape,
+    kernel_variable,
     plain_clone,
+    walk_layers,
+    _children,
     select_layers,
-    unit_key,
+    unit_name,
 )
 
 logger = logging.getLogger("keras_er")
 
 
 def unmaskable_weight_layers(model):
-    """Leaf layers with weight matrices that keras_er has no ER layer for.
+    """Layers with weight matrices that `sparsify` leaves dense.
 
-    Layers with a trainable weight of rank >= 2 (ConvLSTM2D, Bidirectional,
-    custom layers, ...) that `sparsify` leaves dense; 1-D weights (biases,
+    Layers with a trainable weight of rank >= 2 of their own that keras_er
+    has no ER layer for (ConvLSTM2D, keras-hub's ReversibleEmbedding, custom
+    layers, ...), and layers with several kernels it cannot replace where
+    they sit (an LSTM inside Bidirectional). 1-D weights (biases,
     normalization scales) are never masked and not listed.
 
     Returns:
-        ``{layer name: (class name, entries in its weights of rank >= 2)}``.
+        ``{unit name: (class name, entries in its weights of rank >= 2)}``.
     """
     found = {}
-    for layer in iter_layers(model):
-        if is_maskable(layer):  # Composite types included.
-            continue
-        size = sum(
-            int(np.prod(w.shape)) for w in layer.trainable_weights
-            if len(w.shape) >= 2
+
+    def matrix_entries(weights):
+        return sum(
+            int(np.prod(w.shape)) for w in weights if len(w.shape) >= 2
         )
-        if size:
-            found[layer.name] = (type(layer).__name__, size)
+
+    for name, layer, reachable in walk_layers(model, containers=True):
+        if is_maskable(layer) and (
+            reachable or not is_composite_type(type(layer))
+        ):
+            continue
+        inner = {
+            id(w) for child in _children(layer) for w in child.weights
+        }
+        own = [w for w in layer.trainable_weights if id(w) not in inner]
+        if matrix_entries(own) or (
+            is_composite_type(type(layer)) and not reachable
+        ):
+            found[name] = (
+                type(layer).__name__, matrix_entries(layer.trainable_weights)
+            )
     return found
 
 
@@ -92,19 +127,34 @@ def sparsify(
 ):
     """Returns a copy of ``model`` whose weight layers carry random ER masks.
 
-    Every selected weight layer is replaced by its ER layer (`ERDense`,
-    `ERConv1D/2D/3D`, `ERConv1DTranspose/2DTranspose/3DTranspose`,
-    `ERDepthwiseConv1D/2D`, `EREinsumDense`, `EREmbedding`;
-    `ERSeparableConv1D/2D`, `ERMultiHeadAttention`, `ERSimpleRNN`, `ERLSTM`
-    and `ERGRU` mask each of their kernels, named ``"<layer>-<role>"``) with
-    the same config and weights,
-    and a mask drawn with the layer's density from
-    `keras_er.layer_densities`. Kernel entries outside the mask are set to
-    zero. Biases, BatchNorm and other normalization layers are never masked.
-    Layers with weight matrices keras_er has no ER layer for (ConvLSTM,
-    Bidirectional, custom layers) stay dense and do not count towards the
-    density; with ``layers=None`` a warning names them. The input model is
-    left untouched (unless ``in_place=True``).
+    Every selected single-kernel layer (Dense, Conv1D/2D/3D and their
+    transposes, DepthwiseConv1D/2D, EinsumDense, Embedding) is masked where
+    it sits, at any depth: inside nested models, custom layers, keras-hub
+    transformer blocks and MultiHeadAttention. Like Keras' own
+    ``Dense.quantize``, the layer object stays and becomes its ER class
+    (`ERDense`, ...), with one more variable ``<layer path>/mask``; names
+    and variable paths do not change, so a `keras.distribution.LayoutMap`
+    or a path-keyed checkpoint keeps matching. SeparableConv1D/2D and
+    SimpleRNN/LSTM/GRU layers that a model holds become `ERSeparableConv1D`
+    /2D, `ERSimpleRNN`, `ERLSTM`, `ERGRU`, which mask each kernel (named
+    ``"<layer>-<role>"``). Kernel entries outside the masks are set to
+    zero. Biases and normalization layers are never masked. Layers with
+    weight matrices keras_er cannot mask (keras-hub's ReversibleEmbedding,
+    ConvLSTM, custom layers with raw weights, an LSTM inside Bidirectional)
+    stay dense and do not count towards the density; with ``layers=None``
+    a warning names them.
+
+    Each maskable kernel has a *unit name*, the key of `get_masks`, of
+    ratio dicts and of ``layers=``: the layer's name for a layer a model
+    holds, the path of names inside custom layers
+    (``"transformer_layer_0/self_attention_layer/query"``).
+
+    The input model is left untouched: the copy is a clone for Sequential
+    and Functional models, or the model rebuilt from its config (keras-hub
+    backbones and task models keep their class). With ``in_place=True`` the
+    model itself is changed and returned. Load a saved sparse model with
+    `keras_er.load_model` (plain `keras.saving.load_model` cannot rebuild
+    masks inside custom layers).
 
     Layer ``i`` (in forward order among the selected layers) draws its mask
     from ``numpy.random.default_rng([seed, i])``: the same seed gives the same
@@ -113,8 +163,9 @@ def sparsify(
     (``"unmasked_layers"``) are in ``new_model.sparsify_report``.
 
     Args:
-        model: A built Sequential or Functional model (nested models are
-            sparsified recursively).
+        model: A built `keras.Model`: Sequential, Functional, a subclass
+            of either (keras-hub models), or a subclassed model (which is
+            copied through its config, or changed with ``in_place=True``).
         ratio: Layerwise density method: ``"uniform"``, ``"er"``, ``"erk"``,
             ``"balanced"``, ``"pyramidal"``, a dict ``{layer_name: density}``
             or a callable (see `keras_er.layer_densities`).
@@ -143,12 +194,12 @@ def sparsify(
         redraw: The model already has ER layers: draw fresh masks for it
             (from the current, already sparse weights: entries outside the
             old masks stay zero) instead of raising.
-        in_place: For a built *subclassed* model, which Keras cannot clone:
-            replace its layers in place (every attribute, or list/tuple/dict
-            item, that holds a selected layer, in the model and in the
-            custom layers it holds) and return the same model object.
-            Call it before ``compile`` (or compile again): the optimizer
-            must see the new variables.
+        in_place: Change ``model`` itself and return it: its layers are
+            masked where they are (SeparableConv and recurrent layers of a
+            subclassed model are swapped in the attributes that hold them;
+            in a Sequential or Functional model they need a copy). Call it
+            before ``compile`` (or compile again): the optimizer must see
+            the new variables.
         mask_dtype: dtype of the mask variables: ``"bool"`` (default),
             ``"uint8"`` or ``"float32"``. 1-byte masks take a quarter of the
             memory of float32 ones at the same step time (measured in
@@ -161,9 +212,9 @@ def sparsify(
 
     Raises:
         ValueError: For bad arguments, a model without maskable layers, an
-            already sparsified model (without ``redraw=True``), a subclassed
-            model without ``in_place=True``, or a layer ``in_place`` cannot
-            reach.
+            already sparsified model (without ``redraw=True``), a model that
+            cannot be copied (without ``in_place=True``), or a SeparableConv
+            or recurrent layer that cannot be swapped where it sits.
 
     Example:
 
@@ -173,13 +224,19 @@ def sparsify(
     sparse.fit(x, y)
     ```
     """
+    check_model(model)
+    check_density(density)
+    check_layers(layers)
+    check_names(dense_layers, "dense_layers", " (or 'first', 'last')")
+    check_ratio_options(ratio, options)
     masks_lib.check_sampling(sampling)
     masks_lib.check_flow(flow)
     mask_dtype = masks_lib.check_mask_dtype(mask_dtype)
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}.")
-    if seed is not None and not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an int or None, got {seed!r}.")
+    seed = check_seed(seed)
+    check_bool(redraw, "redraw")
+    check_bool(in_place, "in_place")
     # A model built in `strategy.scope()` gives a sparse model in the same
     # strategy, even if sparsify is called outside the scope.
     strategy_scope = scope_of_model(model)
@@ -217,39 +274,52 @@ def sparsify(
             stacklevel=2,
         )
     keep_dense = resolve_dense_layers(dense_layers, selected)
-    chosen = [layer for layer in selected if layer.name not in keep_dense]
+    chosen = [
+        layer for layer in selected if unit_name(layer) not in keep_dense
+    ]
     shapes = [kernel_shape(layer) for layer in chosen]
     masks, edges = masks_lib.draw_masks(
         shapes,
-        [densities[layer.name] for layer in chosen],
+        [densities[unit_name(layer)] for layer in chosen],
         seed=seed,
         sampling=sampling,
         flow=flow,
     )
+    # Unit name -> (mask, density, edges added, index among chosen).
     plan = {
-        unit_key(layer): (mask, densities[layer.name], added, index)
+        unit_name(layer): (mask, densities[unit_name(layer)], added, index)
         for index, (layer, mask, added) in enumerate(zip(chosen, masks, edges))
     }
 
-    def he_normal(mask, layer_density, index):
-        shape = shapes[index]
-        fan_in = np.prod(shape) / shape.n_out
-        return sparse_he_normal(mask, layer_density, seed, index, fan_in)
+    def final_kernel(kernel, mask, layer_density, index):
+        """The kernel the ER layer starts from: the model's (or, for
+        ``sparse_he_normal``, a redrawn one) times its mask."""
+        kernel = np.asarray(kernel)
+        # An embedding table is looked up, not summed over a fan-in.
+        if init == "sparse_he_normal" and not isinstance(
+            chosen[index], keras.layers.Embedding
+        ):
+            shape = shapes[index]
+            fan_in = np.prod(shape) / shape.n_out
+            kernel = sparse_he_normal(
+                mask, layer_density, seed, index, fan_in
+            )
+        return kernel * mask.astype(kernel.dtype)
 
     def role_plan(layer):
         """``{role: plan entry}`` of a plain layer with several kernels."""
         roles = ER_LAYER_FOR[type(layer)].ROLES
         return {
-            role: plan[(id(layer), role)]
-            for role in roles if (id(layer), role) in plan
+            role: plan[role_name(layer.name, role)]
+            for role in roles if role_name(layer.name, role) in plan
         }
 
-    def is_planned(layer):
-        if is_composite_type(type(layer)):
-            return bool(role_plan(layer))
-        return id(layer) in plan
+    def is_planned_composite(layer):
+        return is_composite_type(type(layer)) and bool(role_plan(layer))
 
-    def make_composite(layer):
+    def make_layer(layer):
+        if not is_planned_composite(layer):
+            return plain_clone(layer)
         er_class = ER_LAYER_FOR[type(layer)]
         roles = role_plan(layer)
         config = layer.get_config()
@@ -268,7 +338,10 @@ def sparsify(
         }
         return new_layer
 
-    def copy_composite(old_layer, new_layer):
+    def copy_weights(old_layer, new_layer):
+        if not is_planned_composite(old_layer):
+            copy_all_weights(old_layer, new_layer)
+            return
         roles = role_plan(old_layer)
         sources = {
             role: (kernel, bias)
@@ -283,67 +356,57 @@ def sparsify(
                 values.append(_to_numpy(bias))
             if role in roles:
                 mask, layer_density, added, index = roles[role]
-                values = final_values(values, mask, layer_density, index)
+                values[0] = final_kernel(values[0], mask, layer_density, index)
                 values.append(mask.astype(unit.mask.dtype))
                 unit.flow_edges_added = added
             unit.set_weights(values)
 
-    def make_layer(layer):
-        if not is_planned(layer):
-            return plain_clone(layer)
-        if is_composite_type(type(layer)):
-            return make_composite(layer)
-        mask, layer_density, added, index = plan[id(layer)]
-        config = layer.get_config()
-        config.update(
-            density=layer_density, seed=None, sampling=sampling, flow=flow,
-            mask_dtype=mask_dtype,
-        )
-        new_layer = ER_LAYER_FOR[type(layer)].from_config(config)
-        new_layer._initial_mask = mask
-        # The new layer's variables are created from their final values:
-        # no random initialization, no copy, no masking pass afterwards.
-        new_layer._initial_values = final_values(
-            layer.get_weights(), mask, layer_density, index
-        )
-        new_layer.flow_edges_added = added
-        return new_layer
-
-    def final_values(values, mask, layer_density, index):
-        """``[kernel, bias...]`` as the ER layer holds them: the kernel
-        (redrawn for ``sparse_he_normal``) times its mask."""
-        values = list(values)
-        # An embedding table is looked up, not summed over a fan-in.
-        if init == "sparse_he_normal" and not isinstance(
-            chosen[index], keras.layers.Embedding
-        ):
-            values[0] = he_normal(mask, layer_density, index)
-        values[0] = values[0] * mask.astype(values[0].dtype)
-        return values
-
-    def copy_weights(old_layer, new_layer):
-        if not is_planned(old_layer):
-            copy_all_weights(old_layer, new_layer)
-            return
-        if is_er_composite(new_layer):
-            copy_composite(old_layer, new_layer)
-            return
-        if new_layer._built_from_values:
-            return
-        # Built some other way (a base layer with extra variables, say).
-        mask, layer_density, _, index = plan[id(old_layer)]
-        values = final_values(
-            old_layer.get_weights(), mask, layer_density, index
-        )
-        values.append(mask.astype(new_layer.mask.dtype))
-        new_layer.set_weights(values)
-
+    composites = any(
+        is_planned_composite(layer) for layer in iter_layers(model)
+    )
     with strategy_scope:
-        if in_place:
-            convert_in_place(model, is_planned, make_layer, copy_weights)
-            new_model = model
-        else:
+        # 1. The model to mask: a copy (unless in_place); layers with
+        # several kernels become their ER layer, by a model-level swap.
+        if composites and (not in_place or is_graph_model(model)):
+            if not is_cloneable(model):
+                raise ValueError(
+                    "keras_er.sparsify can only mask SeparableConv1D/2D and "
+                    "recurrent layers held by a Sequential or Functional "
+                    "model, or by a subclassed model with in_place=True. "
+                    "Leave them out with layers=... ."
+                )
+            if in_place:
+                raise ValueError(
+                    "in_place=True cannot mask the SeparableConv1D/2D or "
+                    "recurrent layers of a Sequential or Functional model "
+                    "(they are replaced by new layers). Call without "
+                    "in_place, or leave them out with layers=... ."
+                )
             new_model = clone_layerwise(model, make_layer, copy_weights)
+        elif in_place:
+            new_model = model
+            if composites:
+                convert_in_place(
+                    model, is_planned_composite, make_layer, copy_weights
+                )
+        else:
+            new_model = copy_model(model)
+        # 2. Every single-kernel layer, wherever it sits, is masked in place
+        # (same object, name and variable paths; see layers/attach.py).
+        for layer in iter_maskable(new_model):
+            entry = plan.get(unit_name(layer))
+            if entry is None or not can_attach(layer):
+                continue
+            mask, layer_density, added, index = entry
+            attach_mask(
+                layer, mask, density=layer_density, sampling=sampling,
+                flow=flow, mask_dtype=mask_dtype,
+                kernel=final_kernel(
+                    _to_numpy(kernel_variable(layer)), mask, layer_density,
+                    index,
+                ),
+                flow_edges_added=added,
+            )
     total_added = int(sum(edges))
     new_model.sparsify_report = {
         "seed": seed,
@@ -351,7 +414,8 @@ def sparsify(
         "density": float(density),
         "densities": dict(densities),
         "edges_added": {
-            layer.name: int(added) for layer, added in zip(chosen, edges)
+            unit_name(layer): int(added)
+            for layer, added in zip(chosen, edges)
         },
         "total_edges_added": total_added,
         "unmasked_layers": sorted(unmaskable),

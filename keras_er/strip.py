@@ -2,11 +2,16 @@
 
 import numpy as np
 
+from keras_er._checks import check_bool, check_model
 from keras_er.layers import KERAS_LAYER_FOR, is_er_composite, is_er_layer
+from keras_er.layers.attach import detach_mask
 from keras_er.model_walk import (
     clone_layerwise,
     convert_in_place,
     copy_all_weights,
+    copy_model,
+    is_graph_model,
+    iter_layers,
     plain_clone,
 )
 
@@ -38,11 +43,20 @@ def strip(model, in_place=False):
     ```
     """
 
-    def is_er(layer):
-        return is_er_layer(layer) or is_er_composite(layer)
+    check_model(model)
+    check_bool(in_place, "in_place")
+
+    # Single-kernel ER layers turn back into their Keras class where they
+    # sit; layers with several kernels are swapped for their Keras layer.
+    target = model if in_place else copy_model(model)
+    for layer in iter_layers(target):
+        if is_er_layer(layer):
+            detach_mask(layer)
+    if not any(is_er_composite(layer) for layer in iter_layers(target)):
+        return target
 
     def make_layer(layer):
-        if not is_er(layer):
+        if not is_er_composite(layer):
             return plain_clone(layer)
         config = layer.get_config()
         for key in type(layer).ER_CONFIG_KEYS:
@@ -50,21 +64,15 @@ def strip(model, in_place=False):
         return KERAS_LAYER_FOR[type(layer)].from_config(config)
 
     def copy_weights(old_layer, new_layer):
-        if not is_er(old_layer):
-            copy_all_weights(old_layer, new_layer)
-            return
         if is_er_composite(old_layer):
             _copy_composite(old_layer, new_layer)
-            return
-        values = [_positive_zeros(_to_numpy(old_layer.kernel))]
-        if old_layer.bias is not None:
-            values.append(_to_numpy(old_layer.bias))
-        new_layer.set_weights(values)
+        else:
+            copy_all_weights(old_layer, new_layer)
 
-    if in_place:
-        convert_in_place(model, is_er, make_layer, copy_weights)
-        return model
-    return clone_layerwise(model, make_layer, copy_weights)
+    if is_graph_model(target):
+        return clone_layerwise(target, make_layer, copy_weights)
+    convert_in_place(target, is_er_composite, make_layer, copy_weights)
+    return target
 
 
 def _copy_composite(er_layer, plain_layer):

@@ -3,12 +3,14 @@
 import keras
 import numpy as np
 
+from keras_er._checks import check_model, describe
 from keras_er.layers import is_er_layer
 from keras_er.model_walk import (
     KernelSlot,
     iter_maskable,
     kernel_shape,
     kernel_variable,
+    unit_name,
 )
 
 # A transposed convolution applies its kernel once per *input* position.
@@ -154,6 +156,12 @@ def summary(model, print_fn=print):
     rows[-1]["density"]  # overall density of the maskable weights
     ```
     """
+    check_model(model)
+    if print_fn is not None and not callable(print_fn):
+        raise ValueError(
+            "print_fn must be a callable taking one line (e.g. print) or "
+            f"None to print nothing, got {describe(print_fn)}."
+        )
     rows = []
     for layer in iter_maskable(model):
         shape = tuple(kernel_shape(layer))
@@ -166,7 +174,7 @@ def summary(model, print_fn=print):
         positions = _positions_per_example(layer, shape)
         rows.append(
             {
-                "name": layer.name,
+                "name": unit_name(layer),
                 "type": type(layer.owner).__name__
                 if isinstance(layer, KernelSlot) else type(layer).__name__,
                 "kernel_shape": shape,

@@ -191,9 +191,19 @@ def test_forward_equals_plain_layer_with_masked_kernel(name):
 def test_train_save_load_and_strip(name, tmp_path):
     _, er_class, _, expected = CASES[name]
     model = plain_model(name)
+    paths = sorted(v.path for v in model.weights)
     sparse = keras_er.sparsify(model, "erk", 0.3, seed=0)
     layer = sparse.layers[1]
-    assert type(layer) is er_class
+    # A MultiHeadAttention stays one: its projections are masked in place.
+    sparse_class = (
+        keras.layers.MultiHeadAttention if name == "multi_head_attention"
+        else er_class
+    )
+    assert type(layer) is sparse_class
+    if not is_er_composite(layer):  # Variable paths are kept.
+        assert paths == sorted(
+            v.path for v in sparse.weights if not v.path.endswith("/mask")
+        )
     assert len(er_layers(sparse)) == len(expected)
     x = batch(name, 6)
     y = np.random.default_rng(2).normal(
@@ -207,15 +217,23 @@ def test_train_save_load_and_strip(name, tmp_path):
         inside = to_numpy(unit.mask) == 1
         assert not np.allclose(to_numpy(unit._kernel)[inside],
                                before[unit.name][inside]), unit.name
-    # .keras round trip, no custom_objects.
+    # .keras round trip, no custom_objects. Keras alone rebuilds the ER
+    # layers a model holds; keras_er.load_model also the MultiHeadAttention
+    # projections, which the attention layer rebuilds plain.
     path = tmp_path / "sparse.keras"
     sparse.save(path)
-    loaded = keras.saving.load_model(path)
-    assert type(loaded.layers[1]) is er_class
     expected = to_numpy(sparse(x))
-    np.testing.assert_array_equal(to_numpy(loaded(x)), expected)
-    for key, mask in keras_er.get_masks(sparse).items():
-        np.testing.assert_array_equal(keras_er.get_masks(loaded)[key], mask)
+    loaders = [keras_er.load_model]
+    if name != "multi_head_attention":
+        loaders.append(keras.saving.load_model)
+    for load in loaders:
+        loaded = load(path)
+        assert type(loaded.layers[1]) is sparse_class
+        np.testing.assert_array_equal(to_numpy(loaded(x)), expected)
+        for key, mask in keras_er.get_masks(sparse).items():
+            np.testing.assert_array_equal(
+                keras_er.get_masks(loaded)[key], mask
+            )
     # Strip: the plain Keras layer, equal outputs.
     plain = keras_er.strip(sparse)
     assert type(plain.layers[1]) is KERAS_LAYER_FOR[er_class]
@@ -346,15 +364,18 @@ def test_roles_left_out_stay_plain_and_strip_back():
     model = plain_model("multi_head_attention")
     mha = model.layers[1].name
     sparse = keras_er.sparsify(model, "uniform", 0.3, seed=0,
-                               layers=rf"{mha}-(query|value)")
+                               layers=rf"{mha}/(query|value)")
     layer = sparse.layers[1]
-    kinds = {role: type(unit).__name__ for role, unit in layer.er_units()}
+    kinds = {
+        role: type(getattr(layer, f"_{role}_dense")).__name__
+        for role in ("query", "key", "value", "output")
+    }
     assert kinds == {
         "query": "EREinsumDense", "key": "EinsumDense",
-        "value": "EREinsumDense", "attention_output": "EinsumDense",
+        "value": "EREinsumDense", "output": "EinsumDense",
     }
-    assert sorted(keras_er.get_masks(sparse)) == [f"{mha}-query",
-                                                  f"{mha}-value"]
+    assert sorted(keras_er.get_masks(sparse)) == [f"{mha}/query",
+                                                  f"{mha}/value"]
     # The dense roles keep the original weights.
     original = model.layers[1].key_dense
     np.testing.assert_array_equal(to_numpy(layer.key_dense.kernel),
@@ -400,7 +421,8 @@ def test_shared_layers_get_one_mask():
     er_conv = [l for l in sparse.layers
                if isinstance(l, keras_er.ERDepthwiseConv2D)]
     er_mha = [l for l in sparse.layers
-              if isinstance(l, keras_er.ERMultiHeadAttention)]
+              if isinstance(l, keras.layers.MultiHeadAttention)
+              and is_er_layer(l._query_dense)]
     assert len(er_conv) == 1 and len(er_mha) == 1
     assert len(er_conv[0]._inbound_nodes) == 2
     assert len(er_mha[0]._inbound_nodes) == 2
@@ -440,7 +462,7 @@ def test_str_on_multi_kernel_layers_survives_save_and_load(tmp_path):
                for unit in er_layers(sparse))
     path = tmp_path / "str.keras"
     sparse.save(path)
-    loaded = keras.saving.load_model(path)
+    loaded = keras_er.load_model(path)
     assert all(unit.reparameterization is not None
                for unit in er_layers(loaded))
     x = np.random.default_rng(0).normal(size=(2, 6, 6, 4))
@@ -521,7 +543,7 @@ def test_subclassed_model_is_converted_in_place(tmp_path):
     np.testing.assert_allclose(to_numpy(model(x)), expected, atol=1e-6)
 
 
-def test_in_place_errors_are_clear():
+def test_in_place_masks_layers_where_they_sit():
     class Hidden(keras.Model):
         """Uses a layer through a bound method only: nothing to reassign."""
 
@@ -536,14 +558,24 @@ def test_in_place_errors_are_clear():
 
     with pytest.raises(ValueError, match="not built"):
         keras_er.sparsify(SubclassedNet(), "erk", 0.3, seed=0, in_place=True)
-    with pytest.raises(ValueError, match="subclassed"):
-        keras_er.sparsify(plain_model("conv1d"), "erk", 0.3, seed=0,
-                          in_place=True)
+    # A Functional model changes in place too: same object, same paths.
+    model = plain_model("conv1d")
+    paths = sorted(v.path for v in model.weights)
+    sparse = keras_er.sparsify(model, "erk", 0.3, seed=0, in_place=True)
+    assert sparse is model and is_er_layer(model.layers[1])
+    assert paths == sorted(
+        v.path for v in model.weights if not v.path.endswith("/mask")
+    )
+    # A layer reached only through a bound method is masked as well: the
+    # layer object itself changes, nothing is reassigned.
     model = Hidden()
-    model(np.ones((1, 4), "float32"))
-    with pytest.raises(ValueError, match="Cannot convert layers"):
-        keras_er.sparsify(model, "uniform", 0.5, seed=0, in_place=True)
-    assert type(model.layers[0]) is keras.layers.Dense  # Nothing changed.
+    x = np.ones((1, 4), "float32")
+    model(x)
+    keras_er.sparsify(model, "uniform", 0.5, seed=0, in_place=True)
+    assert type(model.layers[0]) is keras_er.ERDense
+    kernel = to_numpy(model.layers[0].kernel)
+    np.testing.assert_allclose(to_numpy(model(x)), x @ kernel + to_numpy(
+        model.layers[0].bias), rtol=1e-6)
 
 
 @pytest.mark.tf_only

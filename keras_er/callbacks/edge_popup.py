@@ -26,6 +26,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_er import _checks
 from keras_er.optimizer_state import unwrap
 from keras_er.distribute import check_model
 from keras_er.layers.edge_popup_scores import (
@@ -33,7 +34,7 @@ from keras_er.layers.edge_popup_scores import (
     EdgePopupScores,
 )
 from keras_er.mask_io import er_layers
-from keras_er.model_walk import iter_layers
+from keras_er.model_walk import iter_layers, unit_name
 from keras_er.ratios import check_density
 
 WEIGHT_INITS = ("signed_constant", "kaiming_normal")
@@ -223,7 +224,7 @@ class EdgePopup(keras.callbacks.Callback):
             )
         self.total_epochs = None if total_epochs is None else int(total_epochs)
         self.finalize_at_end = bool(finalize)
-        self.verbose = int(verbose)
+        self.verbose = _checks.check_verbose(verbose)
         self.level = 0
         # {layer name: [k at level 1, ..., k at level L]}, set at train begin.
         self.k_schedule = {}
@@ -292,12 +293,9 @@ class EdgePopup(keras.callbacks.Callback):
                 f"weight_init must be one of {WEIGHT_INITS} or None, got "
                 f"{weight_init!r}."
             )
-        if not (isinstance(gain, (int, float)) and gain > 0):
+        if not _checks.check_real(gain, "gain", "sqrt(2) suits ReLU.") > 0:
             raise ValueError(f"gain must be a positive number, got {gain!r}.")
-        if seed is not None and (
-            isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-        ):
-            raise ValueError(f"seed must be an int or None, got {seed!r}.")
+        seed = _checks.check_seed(seed)
         layers = er_layers(model)
         for layer in layers:
             if not layer.built:
@@ -337,7 +335,7 @@ class EdgePopup(keras.callbacks.Callback):
         frozen_bn = freeze_batchnorm_affine(model) if freeze_batchnorm else 0
         return {
             "seed": seed,
-            "layers": [layer.name for layer in layers],
+            "layers": [unit_name(layer) for layer in layers],
             "batchnorm_layers": frozen_bn,
         }
 
@@ -372,8 +370,10 @@ class EdgePopup(keras.callbacks.Callback):
             for layer in layers:
                 subnetwork = layer.reparameterization.subnetwork(layer)
                 layer.set_reparameterization(None)
-                layer.set_mask(subnetwork)
-                result[layer.name] = float(subnetwork.mean())
+                layer.set_mask(
+                    subnetwork, optimizer=getattr(model, "optimizer", None)
+                )
+                result[unit_name(layer)] = float(subnetwork.mean())
         # Traced train/test/predict steps still compute the scored kernel.
         for name in ("train_function", "test_function", "predict_function"):
             if hasattr(model, name):
@@ -396,13 +396,18 @@ class EdgePopup(keras.callbacks.Callback):
         return int(min(self.levels, max(1, level)))
 
     def _build_schedule(self, layers):
-        sizes = {layer.name: int(np.prod(layer.mask.shape)) for layer in layers}
+        sizes = {
+            unit_name(layer): int(np.prod(layer.mask.shape))
+            for layer in layers
+        }
         nnz = {
-            layer.name: int(np.count_nonzero(ops.convert_to_numpy(layer.mask)))
+            unit_name(layer): int(
+                np.count_nonzero(ops.convert_to_numpy(layer.mask))
+            )
             for layer in layers
         }
         if isinstance(self.final_density, dict):
-            names = [layer.name for layer in layers]
+            names = [unit_name(layer) for layer in layers]
             unknown = sorted(set(self.final_density) - set(names))
             missing = [n for n in names if n not in self.final_density]
             if unknown or missing:
@@ -449,7 +454,9 @@ class EdgePopup(keras.callbacks.Callback):
     def _set_level(self, level):
         changed = level != self.level
         for layer in self._layers:
-            layer.edge_popup_k.assign(self.k_schedule[layer.name][level - 1])
+            layer.edge_popup_k.assign(
+                self.k_schedule[unit_name(layer)][level - 1]
+            )
         self.level = level
         if self.verbose and changed:
             print(
@@ -460,7 +467,7 @@ class EdgePopup(keras.callbacks.Callback):
     def current_density(self):
         """Overall density of the current subnetwork (``sum k / sum N``)."""
         kept = sum(
-            self.k_schedule[layer.name][self.level - 1]
+            self.k_schedule[unit_name(layer)][self.level - 1]
             for layer in self._layers
         )
         return kept / sum(self._sizes.values())
@@ -472,11 +479,18 @@ class EdgePopup(keras.callbacks.Callback):
         check_model(self.model)  # Model outside strategy.scope()?
         self._layers = _prepared_layers(self.model)
         _check_optimizer(self.model, self._layers)
+        # Checks the arguments against the masks now; built again at the
+        # first epoch, from the masks a BackupAndRestore listed after this
+        # callback restores in its on_train_begin.
         self.k_schedule = self._build_schedule(self._layers)
+        self._schedule_from_restored_masks = False
         self._epochs = self.total_epochs or self.params.get("epochs") or 1
         self.level = 0
 
     def on_epoch_begin(self, epoch, logs=None):
+        if not getattr(self, "_schedule_from_restored_masks", True):
+            self._schedule_from_restored_masks = True
+            self.k_schedule = self._build_schedule(self._layers)
         level = self.level_for_epoch(epoch, self._epochs)
         if level != self.level:
             self._set_level(level)
@@ -544,7 +558,7 @@ def _check_optimizer(model, layers):
     if not tracked:
         return
     missing = [
-        layer.name
+        unit_name(layer)
         for layer in layers
         if id(layer.edge_popup_scores) not in tracked
     ]

@@ -22,7 +22,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_er.callbacks.callback_state import CallbackState
+from keras_er import _checks
+from keras_er.callbacks.callback_state import (
+    CallbackState,
+    warn_if_optimizer_not_restored,
+)
 from keras_er.callbacks.magnitude_pruning import (
     check_scope,
     kernel_sizes,
@@ -54,7 +58,7 @@ _EPS = 1e-9
 
 
 def _check_fraction(prune_fraction):
-    if isinstance(prune_fraction, bool):
+    if isinstance(prune_fraction, (bool, str, bytes)):
         raise ValueError(
             f"prune_fraction must be a float in (0, 1), got {prune_fraction!r}."
         )
@@ -72,7 +76,7 @@ def _check_fraction(prune_fraction):
 
 
 def _check_density(value, name):
-    if isinstance(value, bool):
+    if isinstance(value, (bool, str, bytes)):
         raise ValueError(f"{name} must be a float in (0, 1], got {value!r}.")
     try:
         value = float(value)
@@ -234,7 +238,7 @@ class IMP(keras.callbacks.Callback):
                 f"{rewind_weights!r}."
             )
         self.rewind_weights = rewind_weights
-        self.verbose = int(verbose)
+        self.verbose = _checks.check_verbose(verbose)
         self._state = None
         self._state_model = None
         self._layers = None
@@ -366,8 +370,21 @@ class IMP(keras.callbacks.Callback):
                 f"model's current density ({density:.6g}); IMP can only prune."
             )
 
+    def on_train_begin(self, logs=None):
+        self._resume_checked = False
+
     def on_epoch_begin(self, epoch, logs=None):
         counters = self._state.get()
+        if not getattr(self, "_resume_checked", True):
+            # After every on_train_begin (BackupAndRestore has loaded by
+            # now). State that load_weights read before fit continues the
+            # run if this fit does (initial_epoch > 0).
+            self._resume_checked = True
+            if self._state.resume_pending(
+                epoch > 0 and not counters["started"]
+            ):
+                warn_if_optimizer_not_restored(self.model, "IMP")
+                counters = self._state.get()
         if not counters["started"]:
             self._start()
             counters = self._state.get()
@@ -403,7 +420,8 @@ class IMP(keras.callbacks.Callback):
         self._prune_due(counters)
 
     def on_train_end(self, logs=None):
-        # Keep models saved after fit free of the IMP state.
+        # Weights saved after a completed fit carry no IMP state (its
+        # snapshot is a full copy of the rewound weights).
         self._state.detach(self.model)
 
     def _start(self):
@@ -535,8 +553,12 @@ class CyclicCosine(keras.optimizers.schedules.LearningRateSchedule):
         name="CyclicCosine",
     ):
         super().__init__()
-        self.initial_learning_rate = float(initial_learning_rate)
-        self.final_learning_rate = float(final_learning_rate)
+        self.initial_learning_rate = _checks.check_real(
+            initial_learning_rate, "initial_learning_rate"
+        )
+        self.final_learning_rate = _checks.check_real(
+            final_learning_rate, "final_learning_rate"
+        )
         if not self.initial_learning_rate > 0:
             raise ValueError(
                 "initial_learning_rate must be > 0, got "

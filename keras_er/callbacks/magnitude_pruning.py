@@ -10,6 +10,7 @@ import logging
 import keras
 import numpy as np
 
+from keras_er import _checks
 from keras_er.optimizer_state import StepTracker
 from keras_er.callbacks.schedules import as_pruning_schedule
 from keras_er.distribute import check_model
@@ -133,20 +134,22 @@ def magnitude_masks(layers, keep, scope="global"):
     ]
 
 
-def prune_to(layers, keep, scope="global"):
+def prune_to(layers, keep, scope="global", optimizer=None):
     """Prunes ``layers`` in place down to ``keep`` weights by magnitude.
 
     Args:
         layers: ER layers.
         keep: Total number of weights to keep.
         scope: ``"global"`` or ``"layerwise"`` (see `magnitude_masks`).
+        optimizer: Optional optimizer of the layers, whose state of the
+            pruned entries is zeroed (see `set_mask`).
 
     Returns:
         The new masks (list of numpy arrays).
     """
     masks = magnitude_masks(layers, keep, scope)
     for layer, mask in zip(layers, masks):
-        layer.set_mask(mask)
+        layer.set_mask(mask, optimizer=optimizer)
     return masks
 
 
@@ -199,7 +202,7 @@ class MagnitudePruning(keras.callbacks.Callback):
         super().__init__()
         self.schedule = as_pruning_schedule(schedule)
         self.scope = check_scope(scope)
-        self.verbose = int(verbose)
+        self.verbose = _checks.check_verbose(verbose)
         self._layers = None
         self._total = None
         self._last_step = None
@@ -259,7 +262,10 @@ class MagnitudePruning(keras.callbacks.Callback):
         current = int(mask_counts(self._layers).sum())
         if keep >= current:
             return
-        prune_to(self._layers, keep, self.scope)
+        prune_to(
+            self._layers, keep, self.scope,
+            optimizer=getattr(self.model, "optimizer", None),
+        )
         if self.verbose:
             print(
                 f"MagnitudePruning: step {step}, sparsity {sparsity:.4f}, "

@@ -19,7 +19,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_er.callbacks.callback_state import CallbackState
+from keras_er import _checks
+from keras_er.callbacks.callback_state import (
+    CallbackState,
+    warn_if_optimizer_not_restored,
+)
 from keras_er.optimizer_state import (
     StepTracker,
     reset_slots,
@@ -28,6 +32,7 @@ from keras_er.optimizer_state import (
 from keras_er.distribute import check_model
 from keras_er.gradients import check_backend, gradients
 from keras_er.mask_io import er_layers
+from keras_er.model_walk import unit_name
 
 logger = logging.getLogger("keras_er")
 
@@ -127,6 +132,13 @@ def dense_kernel_gradients(model, batch, layers=None, loss=None):
 class _BatchSource:
     """Yields gradient batches from a fixed batch or an iterable of batches."""
 
+    #: What ``data=`` may be, for the error messages.
+    FORMS = (
+        "a batch tuple (x, y) or (x, y, sample_weight), or an iterable of "
+        "such batches: a repeating tf.data.Dataset, a keras.utils.PyDataset, "
+        "a torch DataLoader, a generator or a list of (x, y) tuples"
+    )
+
     def __init__(self, data):
         self._data = data
         self._iterator = None
@@ -136,11 +148,26 @@ class _BatchSource:
                     "data must be (x, y) or (x, y, sample_weight), or an "
                     f"iterable of such batches; got a tuple of {len(data)}."
                 )
-        elif not (hasattr(data, "__iter__") or hasattr(data, "__next__")):
+        elif (
+            isinstance(data, (str, bytes, dict))
+            or hasattr(data, "shape")  # An array or a tensor: rows, not batches.
+            or not (hasattr(data, "__iter__") or hasattr(data, "__next__"))
+        ):
             raise ValueError(
-                "data must be a batch (x, y) / (x, y, sample_weight), or an "
-                "iterable of batches (tf.data.Dataset, PyDataset, generator); "
-                f"got {type(data).__name__}."
+                f"data must be {self.FORMS}; got {_checks.describe(data)}"
+                + (
+                    f" of shape {tuple(data.shape)}. For inputs x and labels "
+                    "y pass data=(x, y)."
+                    if hasattr(data, "shape") else "."
+                )
+            )
+        elif isinstance(data, list) and not all(
+            isinstance(batch, (tuple, list)) for batch in data
+        ):
+            raise ValueError(
+                f"data must be {self.FORMS}; got a list whose entries are not "
+                "(x, y) batches. For inputs x and labels y pass the tuple "
+                "data=(x, y), not a list [x, y]."
             )
 
     def next(self):
@@ -413,8 +440,16 @@ class RiGL(keras.callbacks.Callback):
                 f"total_steps must be an int >= 1 or None, got "
                 f"{total_steps!r}."
             )
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise ValueError(f"seed must be an int, got {seed!r}.")
+        seed = _checks.check_seed(seed, allow_none=False)
+        layers = _checks.check_layers(layers, regex=False)
+        if loss is not None and not callable(loss):
+            raise ValueError(
+                "loss must be None (the compiled loss) or a callable "
+                "fn(y_true, y_pred) -> scalar, e.g. "
+                "keras.losses.SparseCategoricalCrossentropy(); got "
+                f"{_checks.describe(loss)}."
+            )
+        verbose = _checks.check_verbose(verbose)
         if grow == "gradient":
             if data is None:
                 raise ValueError(
@@ -523,7 +558,7 @@ class RiGL(keras.callbacks.Callback):
         """
         scale = self.density_at(step) / self._initial_density
         return {
-            layer.name: max(1, int(round(n0 * scale)))
+            unit_name(layer): max(1, int(round(n0 * scale)))
             for layer, n0 in zip(self._layers, self._initial_nnz)
         }
 
@@ -549,6 +584,7 @@ class RiGL(keras.callbacks.Callback):
         check_model(model)  # Model outside strategy.scope()?
         self._steps.reset()
         self._restored = False
+        self._resume_checked = False
         total = self.total_steps
         if total is None:
             epochs = self.params.get("epochs")
@@ -566,6 +602,17 @@ class RiGL(keras.callbacks.Callback):
                 "the masks will not change.", self._end_step,
                 self.update_every,
             )
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not getattr(self, "_resume_checked", True):
+            # After every on_train_begin (BackupAndRestore has loaded by
+            # now). State that load_weights read before fit continues the
+            # run if this fit does (initial_epoch > 0).
+            self._resume_checked = True
+            if self._state.resume_pending(
+                epoch > 0 and not self._state.get()["started"]
+            ):
+                warn_if_optimizer_not_restored(self.model, "RiGL")
 
     def on_train_batch_begin(self, batch, logs=None):
         self._steps.batch_begin(batch, self.model)
@@ -594,7 +641,7 @@ class RiGL(keras.callbacks.Callback):
         self._write_logs(logs)
 
     def on_train_end(self, logs=None):
-        # Keep models saved after fit free of the RiGL state.
+        # Weights saved after a completed fit carry no RiGL state.
         self._state.detach(self.model)
 
     # -- internals ---------------------------------------------------------
@@ -606,17 +653,19 @@ class RiGL(keras.callbacks.Callback):
                 layers = [layer for layer in layers if self.layers(layer)]
             else:
                 names = set(self.layers)
-                unknown = names - {layer.name for layer in layers}
+                unknown = names - {unit_name(layer) for layer in layers}
                 if unknown:
                     raise ValueError(
                         f"RiGL layers {sorted(unknown)} are not ER layers "
                         "of the model."
                     )
-                layers = [layer for layer in layers if layer.name in names]
+                layers = [
+                    layer for layer in layers if unit_name(layer) in names
+                ]
             if not layers:
                 raise ValueError("RiGL: the layers filter selected no layer.")
         with_reparam = [
-            layer.name for layer in layers
+            unit_name(layer) for layer in layers
             if getattr(layer, "reparameterization", None) is not None
         ]
         if with_reparam:
@@ -692,10 +741,10 @@ class RiGL(keras.callbacks.Callback):
             mask = np.asarray(ops.convert_to_numpy(layer.mask))
             kernel = np.asarray(ops.convert_to_numpy(layer._kernel))
             nnz = int(np.count_nonzero(mask))
-            target = min(targets[layer.name], nnz)
+            target = min(targets[unit_name(layer)], nnz)
             n_grow = int(math.floor(fraction * target))
             n_drop = nnz - target + n_grow
-            record["layers"][layer.name] = {
+            record["layers"][unit_name(layer)] = {
                 "dropped": n_drop, "grown": n_grow, "nnz": target,
             }
             if n_drop == 0 and n_grow == 0:

@@ -29,13 +29,19 @@ def _check_step(value, name, allow_minus_one=False):
 
 def _check_sparsity(value, name):
     try:
+        if isinstance(value, (bool, np.bool_, str, bytes)):
+            raise TypeError  # True == 1.0 and "0.5" parses: both mistakes.
         value = float(value)
     except (TypeError, ValueError):
         raise ValueError(
-            f"{name} must be a float in [0, 1), got {value!r}."
+            f"{name} must be a float in [0, 1), got {value!r}. A sparsity "
+            "is the fraction of weights pruned: e.g. 0.9 keeps 10%."
         ) from None
     if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value}.")
+        raise ValueError(
+            f"{name} must be in [0, 1), got {value}. A sparsity is the "
+            "fraction of weights pruned: e.g. 0.9 keeps 10%."
+        )
     return value
 
 
@@ -186,14 +192,26 @@ class PolynomialDecay(PruningSchedule):
             initial_sparsity, "initial_sparsity"
         )
         self.final_sparsity = _check_sparsity(final_sparsity, "final_sparsity")
+        if self.final_sparsity < self.initial_sparsity:
+            raise ValueError(
+                f"final_sparsity ({self.final_sparsity}) must be >= "
+                f"initial_sparsity ({self.initial_sparsity}): magnitude "
+                "pruning only removes weights. Swap the two values."
+            )
         try:
+            if isinstance(power, (bool, np.bool_, str, bytes)):
+                raise TypeError
             self.power = float(power)
         except (TypeError, ValueError):
             raise ValueError(
-                f"power must be a number, got {power!r}."
+                f"power must be a positive number (3 in Zhu & Gupta), got "
+                f"{power!r}."
             ) from None
-        if not math.isfinite(self.power):
-            raise ValueError(f"power must be finite, got {power!r}.")
+        if not math.isfinite(self.power) or self.power <= 0:
+            raise ValueError(
+                f"power must be a finite number > 0 (3 in Zhu & Gupta), got "
+                f"{power!r}."
+            )
         self._init_steps(begin_step, end_step, frequency, allow_no_end=False)
 
     def sparsity(self, step):

@@ -20,6 +20,7 @@ from keras import ops
 from keras_er.layers.edge_popup_scores import EdgePopupScores
 from keras_er.layers.soft_threshold import has_soft_threshold, threshold_value
 from keras_er.mask_io import er_layers
+from keras_er.model_walk import unit_name
 from keras_er.summary import summary
 
 #: Keys that keras_er's pruning callbacks write into the Keras logs, and the
@@ -149,12 +150,12 @@ class SparsitySummaries(keras.callbacks.Callback):
             kept = _count(ops.cast(layer.mask, "bool"))
             if has_soft_threshold(layer):
                 tau = float(threshold_value(layer))
-                values[f"str_threshold/{layer.name}"] = tau
+                values[f"str_threshold/{unit_name(layer)}"] = tau
                 alive = _str_alive(layer)
             else:  # Edge-popup: the top-k subnetwork inside the mask.
                 k = int(ops.convert_to_numpy(layer.edge_popup_k))
                 alive = min(kept, k)
-            effective[layer.name] = alive / size
+            effective[unit_name(layer)] = alive / size
             nonzeros -= kept - alive
         for name, density in effective.items():
             values[f"effective_density/{name}"] = density

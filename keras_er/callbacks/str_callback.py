@@ -10,10 +10,12 @@ import logging
 import keras
 import numpy as np
 
-from keras_er.optimizer_state import unwrap
+from keras_er import _checks
+from keras_er.optimizer_state import StepTracker, optimizer_step, unwrap
 from keras_er.distribute import check_model
 from keras_er.layers import soft_threshold as st
 from keras_er.mask_io import er_layers
+from keras_er.model_walk import unit_name
 from keras_er.ratios import check_density
 
 logger = logging.getLogger("keras_er")
@@ -35,7 +37,8 @@ class STR(keras.callbacks.Callback):
     **Target density.** Plain STR controls the final sparsity only
     indirectly (through ``s_init`` and the decay on ``s``). With
     ``target_density`` set, the callback measures the overall density of the
-    ER kernels every ``check_every`` batches. The first time it is at or
+    ER kernels after every ``check_every``-th optimizer step (steps that are
+    multiples of ``check_every``). The first time it is at or
     below the target, all thresholds are shifted by one common amount so that
     exactly the target survives, and frozen: a non-trainable gate in each
     layer makes the forward pass use the frozen threshold (``s`` then gets no
@@ -45,7 +48,10 @@ class STR(keras.callbacks.Callback):
     ties) before folding. If the target is never reached, that final shift
     does all the pruning (a global soft threshold on ``|w| - tau_l``).
     Since the gate is a layer variable, the frozen state is saved with the
-    model and restored by `keras.callbacks.BackupAndRestore`.
+    model's weights, and since the checks follow the optimizer step, a run
+    resumed with `keras.callbacks.BackupAndRestore` or with
+    ``load_weights`` + ``fit(..., initial_epoch=k)`` (optimizer built before
+    loading) freezes at the same step as an uninterrupted one.
 
     **Folding.** At the end of training (``fold_at_end=True``) the learned
     sparsity is folded: ``mask := mask * (|w| > tau)``,
@@ -67,7 +73,8 @@ class STR(keras.callbacks.Callback):
             0.96, 1e-3 for 0.995). Added to the gradient of ``s`` only; it
             does not appear in the logged loss.
         check_every: With ``target_density``, check the density every this
-            many batches (each check reads all ER kernels to the host).
+            many optimizer steps (each check reads all ER kernels to the
+            host).
         fold_at_end: Fold and remove the reparameterization in
             ``on_train_end``. Set False to continue with another ``fit`` call
             and fold later with `STR.fold`.
@@ -118,7 +125,7 @@ class STR(keras.callbacks.Callback):
             )
         self.check_every = int(check_every)
         self.fold_at_end = bool(fold_at_end)
-        self.verbose = int(verbose)
+        self.verbose = _checks.check_verbose(verbose)
         self._batches = 0
 
     def prepare(self, model):
@@ -202,7 +209,10 @@ class STR(keras.callbacks.Callback):
 
     def _layers(self):
         layers = er_layers(self.model)
-        missing = [l.name for l in layers if not st.has_soft_threshold(l)]
+        missing = [
+            unit_name(layer) for layer in layers
+            if not st.has_soft_threshold(layer)
+        ]
         if missing:
             raise ValueError(
                 f"STR is not installed on ER layers {missing}. Call "
@@ -214,14 +224,17 @@ class STR(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         layers = self._layers()
         check_model(self.model)  # Model outside strategy.scope()?
-        self._check_target(layers)
         optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is None or not optimizer_step(self.model):
+            # A resumed run (restored optimizer step) may be below the
+            # target between two checks; the next check freezes it.
+            self._check_target(layers)
         if optimizer is not None:
             optimizer = unwrap(optimizer)
             known = getattr(optimizer, "_trainable_variables_indices", None)
             if getattr(optimizer, "built", False) and known is not None:
                 unknown = [
-                    layer.name
+                    unit_name(layer)
                     for layer in layers
                     if optimizer._var_key(layer.str_s) not in known
                 ]
@@ -232,13 +245,31 @@ class STR(keras.callbacks.Callback):
                         "was built. Install it before compiling, or compile "
                         "again."
                     )
-        self._batches = 0
+        # Checks at optimizer steps that are multiples of check_every, so
+        # that a resumed run checks at the same steps as an uninterrupted
+        # one. The step is read at the first batch: BackupAndRestore may
+        # restore the optimizer in its on_train_begin, after this one.
+        self._steps = StepTracker()
+        self._last_step = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.target_density is None:
+            return
+        self._steps.batch_begin(batch, self.model)
+        if self._last_step is None:
+            self._last_step = self._steps.upper_bound()
 
     def on_train_batch_end(self, batch, logs=None):
         if self.target_density is None:
             return
-        self._batches += 1
-        if self._batches % self.check_every:
+        # Several steps per call with steps_per_execution > 1. The exact
+        # step is read only when a multiple of check_every may be passed.
+        self._steps.batch_end(batch)
+        every, last = self.check_every, self._last_step
+        if self._steps.upper_bound() // every <= last // every:
+            return
+        self._last_step = self._steps.read(self.model)
+        if self._last_step // every <= last // every:
             return
         layers = er_layers(self.model)
         if st.is_frozen(layers):

@@ -21,10 +21,7 @@ from keras_er.layers.er_multi_head_attention import ERMultiHeadAttention
 from keras_er.layers.er_separable_conv1d import ERSeparableConv1D
 from keras_er.layers.er_separable_conv2d import ERSeparableConv2D
 from keras_er.layers.er_simple_rnn import ERSimpleRNN
-from keras_er.layers.masked_kernel import (
-    MaskedKernelMixin,
-    set_mask_projection,
-)
+from keras_er.layers.masked_kernel import MaskedKernelMixin
 from keras_er.layers.reparameterization import KernelReparameterization
 from keras_er.layers.soft_threshold import SoftThreshold
 
@@ -45,14 +42,16 @@ ER_LAYER_FOR = {
     # Several kernels: one ER sublayer per kernel (see layers/composite.py).
     keras.layers.SeparableConv1D: ERSeparableConv1D,
     keras.layers.SeparableConv2D: ERSeparableConv2D,
-    keras.layers.MultiHeadAttention: ERMultiHeadAttention,
     # Input and recurrent kernel: one ER unit each (see layers/recurrent.py).
     keras.layers.SimpleRNN: ERSimpleRNN,
     keras.layers.LSTM: ERLSTM,
     keras.layers.GRU: ERGRU,
 }
-# ER layer class -> the plain Keras layer it strips to.
+# ER layer class -> the plain Keras layer it strips to. `sparsify` masks a
+# MultiHeadAttention's EinsumDense projections where they are (same names,
+# same variable paths); ERMultiHeadAttention is for models built with it.
 KERAS_LAYER_FOR = {er: plain for plain, er in ER_LAYER_FOR.items()}
+KERAS_LAYER_FOR[ERMultiHeadAttention] = keras.layers.MultiHeadAttention
 
 
 def is_er_layer(layer):
@@ -110,5 +109,4 @@ __all__ = [
     "KERAS_LAYER_FOR",
     "is_er_composite",
     "is_er_layer",
-    "set_mask_projection",
 ]

@@ -13,6 +13,7 @@ on. Its name is ``"<layer name>-<role>"``, e.g. ``"mha-query"``.
 import numpy as np
 
 from keras_er import masks as masks_lib
+from keras_er._checks import check_seed
 from keras_er.layers.masked_kernel import StripFirstMixin
 from keras_er.ratios import check_density
 
@@ -76,9 +77,7 @@ class MaskedCompositeMixin(StripFirstMixin):
         else:
             density = check_density(density)
         self.density = density
-        if seed is not None and not isinstance(seed, (int, np.integer)):
-            raise ValueError(f"seed must be an int or None, got {seed!r}.")
-        self.mask_seed = None if seed is None else int(seed)
+        self.mask_seed = check_seed(seed, self.SEED_KEY)
         self.sampling = masks_lib.check_sampling(sampling)
         self.flow = masks_lib.check_flow(flow)
         self.mask_dtype = masks_lib.check_mask_dtype(mask_dtype)

@@ -7,25 +7,23 @@ here ``_kernel * mask``. On top of that the kernel is kept truly sparse:
 * entries outside the mask are zeroed whenever a mask is set;
 * the forward pass multiplies by the mask, so their gradient is zero;
 * a projection ``kernel <- kernel * mask`` is installed as the kernel
-  variable's constraint, which every Keras optimizer applies after its update.
-  Zero gradients alone do not guarantee zeros for every optimizer (Muon
-  orthogonalizes the whole update matrix, say); the projection does.
+  variable's constraint, which every Keras optimizer applies after every
+  update, in ``fit``, in a custom ``train_step`` and in a custom loop alike.
+  Zero gradients alone do not keep an entry at zero: Muon orthogonalizes the
+  whole update matrix, a regularizer may have a non-zero gradient at 0, and
+  momentum or moments loaded with an optimizer, or left from before a mask
+  change, move entries whose gradient is zero.
 
-The projection costs a read, a multiply and a write of every kernel per step
-(about 4 % of a small MLP's CPU step without XLA) and changes nothing for an
-element-wise optimizer (SGD, Adam, ...): a zero gradient on a zero weight with
-zero optimizer state gives a zero update. So when a layer is traced inside
-Keras' own ``train_step`` of a model compiled with such an optimizer, the
-projection is left out of that step, and ``set_mask`` zeroes the optimizer
-state of the entries a new mask removes (their momentum would otherwise move
-them). Everything else keeps it (see `set_mask_projection`).
+`set_mask` also zeroes the optimizer state (momentum, moments, EMA averages,
+gradient accumulators) of the entries a new mask removes when it is given the
+optimizer, since Keras copies EMA averages into the weights at the end of
+``fit`` without running the projection.
 """
 
 import contextlib
 import functools
 import inspect
-import sys
-import weakref
+import json
 
 import keras
 import numpy as np
@@ -38,14 +36,8 @@ from keras_er.distribute import (
     check_mask_dtype_supported,
     scope_of_variable,
 )
+from keras_er._checks import check_seed, describe
 from keras_er.ratios import check_density
-
-try:  # Not public in Keras 3; only needed on the JAX backend.
-    from keras.src.backend.common.stateless_scope import get_stateless_scope
-except ImportError:  # pragma: no cover
-    def get_stateless_scope():
-        return None
-
 
 class _MaskProjection:
     """Kernel constraint: the user's constraint, then ``* mask``.
@@ -61,137 +53,13 @@ class _MaskProjection:
     def __call__(self, kernel):
         if self.user_constraint is not None:
             kernel = self.user_constraint(kernel)
-        mask = _mask_for_update(self.layer)
-        return ops.multiply(kernel, ops.cast(mask, kernel.dtype))
+        return self.layer._project(kernel)
 
 
-def _mask_for_update(layer):
-    """The mask value an optimizer step projects onto.
+def _jax_tracer_error():
+    import jax
 
-    JAX `fit` runs the optimizer in a StatelessScope that maps only trainable
-    and optimizer variables, and the mask variable holds no value during
-    `fit`: use the value the forward pass of the same train step read.
-    """
-    mask = layer.mask
-    if keras.backend.backend() == "jax":
-        scope = get_stateless_scope()
-        step_mask = getattr(layer, "_step_mask", None)
-        if (
-            scope is not None
-            and scope.get_current_value(mask) is None
-            and step_mask is not None
-        ):
-            object.__setattr__(layer, "_step_mask", None)  # One use per step.
-            return step_mask
-    return mask
-
-
-PROJECTION_MODES = ("auto", "always")
-_projection = {"mode": "auto"}
-
-#: Optimizers whose update of an entry depends only on that entry's gradient
-#: and state, and is zero when both are zero. Exact types: a subclass may
-#: change the update rule. Not here: Muon (orthogonalized updates), Lamb (a
-#: per-layer trust ratio over stale state), Adafactor (factored moments),
-#: Ftrl, ScheduleFreeAdamW, MultiOptimizer.
-ELEMENTWISE_OPTIMIZERS = tuple(
-    getattr(keras.optimizers, name)
-    for name in (
-        "SGD", "Adam", "AdamW", "Adamax", "Nadam", "RMSprop", "Adagrad",
-        "Adadelta", "Lion",
-    )
-    if hasattr(keras.optimizers, name)
-)
-
-
-def set_mask_projection(mode):
-    """Chooses when ER layers re-zero their kernel after optimizer updates.
-
-    Every ER layer keeps the kernel entries outside its mask at exactly zero.
-    With ``"auto"`` (the default) the after-update projection
-    ``kernel <- kernel * mask`` is skipped in a train step where it cannot
-    change anything: the model is trained by Keras' own ``train_step``
-    (``fit``), its optimizer is one of `ELEMENTWISE_OPTIMIZERS` (also inside
-    a `keras.optimizers.LossScaleOptimizer`) without ``use_ema``, and the
-    layer has no kernel constraint of its own and no reparameterization.
-    Training is then bit-for-bit the same, one multiply and one write of
-    every kernel cheaper. ``"always"`` projects in every step, which is what
-    a custom ``train_step`` or a custom training loop gets anyway.
-
-    Masks changed with ``set_mask`` while the projection is skipped also
-    reset the optimizer state (momentum, moments) of the entries they
-    remove. Takes effect the next time a train step is traced (a new
-    ``compile``, or the first ``fit``).
-
-    Args:
-        mode: ``"auto"`` or ``"always"``.
-
-    Raises:
-        ValueError: For any other mode.
-
-    Example:
-
-    ```python
-    keras_er.set_mask_projection("always")
-    model.compile(optimizer=MyOptimizer(), loss=...)
-    ```
-    """
-    if mode not in PROJECTION_MODES:
-        raise ValueError(
-            f"mask projection mode must be one of {PROJECTION_MODES}, got "
-            f"{mode!r}."
-        )
-    _projection["mode"] = mode
-
-
-def _keras_train_step_optimizer():
-    """The optimizer of the model whose Keras ``train_step`` runs this call.
-
-    Returns ``(found, optimizer)``: ``found`` is False outside a train step
-    (inference, a custom loop, a callback); ``optimizer`` is None when the
-    step is not Keras' own (a model overriding ``train_step`` may apply other
-    optimizers than ``model.optimizer``).
-    """
-    frame = sys._getframe(1)
-    for _ in range(200):  # Layer calls sit a few dozen frames deep.
-        if frame is None:
-            break
-        if frame.f_code.co_name == "train_step":
-            model = frame.f_locals.get("self")
-            if isinstance(model, keras.Model):
-                owner = next(
-                    cls for cls in type(model).__mro__
-                    if "train_step" in vars(cls)
-                )
-                if not owner.__module__.startswith("keras.src.backend."):
-                    return True, None
-                return True, getattr(model, "optimizer", None)
-        frame = frame.f_back
-    return False, None
-
-
-def _is_elementwise(optimizer):
-    cls = type(optimizer)
-    if cls.__module__.startswith("keras.src.backend."):
-        # A backend's own version of a Keras optimizer (torch swaps in
-        # `TorchAdam` for `Adam`, say): the Keras class it implements.
-        cls = next(
-            (base for base in cls.__mro__ if base in ELEMENTWISE_OPTIMIZERS),
-            cls,
-        )
-    return cls in ELEMENTWISE_OPTIMIZERS
-
-
-def _projection_needed(layer, optimizer):
-    """Whether ``layer`` must project after updates by ``optimizer``."""
-    optimizer = unwrap(optimizer)
-    return (
-        _projection["mode"] == "always"
-        or not _is_elementwise(optimizer)
-        or getattr(optimizer, "use_ema", False)
-        or layer._user_kernel_constraint is not None
-        or layer.reparameterization is not None
-    )
+    return jax.errors.UnexpectedTracerError
 
 
 @contextlib.contextmanager
@@ -238,6 +106,11 @@ def _base_has_kernel_property(cls):
     return any("kernel" in vars(base) for base in after)
 
 
+#: The entry of an ER layer's saved variables that records its unit name and
+#: mask options (a JSON string as uint8), read by `keras_er.load_model`.
+ER_CONFIG_ENTRY = "keras_er_config"
+
+
 class StripFirstMixin:
     """Quantization and LoRA refuse masked layers and point to `strip`."""
 
@@ -253,6 +126,20 @@ class StripFirstMixin:
             f"{type(self).__name__} does not support LoRA: a low-rank update "
             "would be dense. Call `keras_er.strip(model)` first if you want "
             "a dense LoRA update on top of the sparse weights."
+        )
+
+
+def check_reparameterization(reparameterization):
+    """Raises unless it is None, a `KernelReparameterization` or its config."""
+    from keras_er.layers.reparameterization import KernelReparameterization
+
+    if reparameterization is not None and not isinstance(
+        reparameterization, (dict, KernelReparameterization)
+    ):
+        raise ValueError(
+            "reparameterization must be None, a KernelReparameterization "
+            "(e.g. keras_er.layers.soft_threshold.SoftThreshold()) or its "
+            f"serialized config dict, got {describe(reparameterization)}."
         )
 
 
@@ -294,9 +181,8 @@ class MaskedKernelMixin(StripFirstMixin):
         mask_dtype="bool",
     ):
         self.density = check_density(density)
-        if seed is not None and not isinstance(seed, (int, np.integer)):
-            raise ValueError(f"seed must be an int or None, got {seed!r}.")
-        self.seed = None if seed is None else int(seed)
+        self.seed = check_seed(seed)  # Fails now, not at build.
+        check_reparameterization(reparameterization)
         self.sampling = masks_lib.check_sampling(sampling)
         self.flow = masks_lib.check_flow(flow)
         self.mask_dtype = masks_lib.check_mask_dtype(mask_dtype)
@@ -308,9 +194,8 @@ class MaskedKernelMixin(StripFirstMixin):
         self._initial_values = None
         self._built_from_values = False
         self.flow_edges_added = 0
-        # The optimizer whose train step runs without the projection (a
-        # weak reference), whose state `set_mask` must clean; else None.
-        self._projection_skipped_for = None
+        # JAX: the mask value the last forward pass read (see `_project`).
+        self._step_mask = None
         self.reparameterization = None
         self._reparam_attributes = []
         if isinstance(reparameterization, dict):
@@ -395,44 +280,36 @@ class MaskedKernelMixin(StripFirstMixin):
     def _forward_mask(self):
         """The mask variable, read by a forward pass.
 
-        Every forward read goes through here: it decides the after-update
-        projection for the train step being traced, and on JAX remembers
-        the step's mask value for `_mask_for_update`.
+        Every forward read goes through here. On JAX it also remembers the
+        value read, for the projection of the same train step (`_project`).
         """
         mask = self.mask
-        self._choose_projection()
         if keras.backend.backend() == "jax":
-            scope = get_stateless_scope()
-            if scope is not None and scope.get_current_value(mask) is not None:
-                object.__setattr__(
-                    self, "_step_mask", scope.get_current_value(mask)
-                )
+            object.__setattr__(self, "_step_mask", mask.value)
         return mask
 
-    def _choose_projection(self):
-        """Installs or removes the projection for the train step being run.
+    def _project(self, kernel):
+        """``kernel * mask``: the after-update projection (every backend).
 
-        Called whenever the kernel is read; only a read inside Keras'
-        ``train_step`` (at trace time, or every step on torch) decides.
+        On JAX, ``fit`` (and a stateless ``train_step``) applies the
+        optimizer with `keras.optimizers.Optimizer.stateless_apply`, whose
+        scope maps only the trainable and optimizer variables: the mask
+        variable has no current value there (``fit`` even drops the stored
+        one, and reading it gives its initial value). The forward pass of
+        the same step read the step's mask (a tracer under ``jit``), so that
+        value is used, once. A value traced in a trace that has ended (a
+        jitted forward pass followed by an eager update) raises JAX's
+        ``UnexpectedTracerError``: the variable itself is current then.
         """
-        found, optimizer = _keras_train_step_optimizer()
-        if not found:
-            return
-        if optimizer is None or _projection_needed(self, optimizer):
-            self._kernel.constraint = self._projection
-            self._projection_skipped_for = None
-        else:
-            self._kernel.constraint = None
-            self._projection_skipped_for = weakref.ref(unwrap(optimizer))
-
-    @property
-    def projects_after_update(self):
-        """Whether optimizer updates are followed by ``kernel *= mask``.
-
-        True until a Keras ``train_step`` decides otherwise (see
-        `set_mask_projection`).
-        """
-        return self._kernel.constraint is not None
+        if keras.backend.backend() == "jax":
+            step = getattr(self, "_step_mask", None)
+            object.__setattr__(self, "_step_mask", None)  # One use per step.
+            if step is not None:
+                try:
+                    return ops.multiply(kernel, ops.cast(step, kernel.dtype))
+                except _jax_tracer_error():
+                    pass
+        return ops.multiply(kernel, ops.cast(self.mask, kernel.dtype))
 
     @kernel.setter
     def kernel(self, value):
@@ -484,15 +361,24 @@ class MaskedKernelMixin(StripFirstMixin):
 
     def apply_mask(self):
         """Sets the kernel entries outside the mask to exactly zero."""
+        # A mask value remembered by a forward pass may be stale now.
+        object.__setattr__(self, "_step_mask", None)
         self._kernel.assign(
             ops.multiply(self._kernel, ops.cast(self.mask, self._kernel.dtype))
         )
 
-    def set_mask(self, mask):
+    def set_mask(self, mask, optimizer=None):
         """Replaces the mask and zeroes the kernel outside it.
 
         Args:
             mask: A 0/1 array with the kernel's shape.
+            optimizer: Optional optimizer training the layer (the model's
+                ``optimizer``): the state it keeps for the entries the new
+                mask removes (momentum, moments, EMA averages, accumulated
+                gradients) is zeroed too. The after-update projection keeps
+                those entries at zero anyway, but Keras copies EMA averages
+                into the weights at the end of ``fit`` without it, and stale
+                momentum would move an entry a later mask grows back.
 
         Raises:
             ValueError: If the shape differs or the values are not 0/1.
@@ -508,12 +394,6 @@ class MaskedKernelMixin(StripFirstMixin):
             raise ValueError(
                 f"Layer {self.name!r}: a mask must contain only 0 and 1."
             )
-        # While the projection is skipped, the optimizer state of entries
-        # the new mask removes must go: their momentum would move them.
-        optimizer = (
-            None if self._projection_skipped_for is None
-            else self._projection_skipped_for()
-        )
         if optimizer is not None:
             removed = (
                 np.asarray(ops.convert_to_numpy(self.mask)) != 0
@@ -522,7 +402,8 @@ class MaskedKernelMixin(StripFirstMixin):
         self.apply_mask()
         if optimizer is not None and removed.any():
             reset_slots(
-                optimizer, self._kernel, where=removed.astype(np.float32)
+                unwrap(optimizer), self._kernel,
+                where=removed.astype(np.float32),
             )
         self._notify_mask_changed()
 
@@ -573,6 +454,19 @@ class MaskedKernelMixin(StripFirstMixin):
         encoded = self._compact_encoding()
         for i, variable in enumerate(variables):
             store[str(i)] = encoded.get(i, variable)
+        # What `keras_er.load_model` needs to mask this layer again where
+        # the model's config rebuilds it plain (inside a custom layer).
+        store[ER_CONFIG_ENTRY] = np.frombuffer(
+            json.dumps(self._attach_config()).encode("utf-8"), dtype=np.uint8
+        )
+
+    def _attach_config(self):
+        """The unit name and mask options, as `keras_er.load_model` reads."""
+        config = self._mask_config()
+        config.pop("seed")
+        config["unit"] = getattr(self, "_er_unit_name", None) or self.name
+        config["class_name"] = type(self).__name__
+        return config
 
     def _compact_encoding(self):
         """Store slots written compactly, by index (see `compact_storage`).
@@ -613,11 +507,12 @@ class MaskedKernelMixin(StripFirstMixin):
         if not self.built:
             return
         variables = self._stored_variables()
-        if len(store.keys()) != len(variables):
+        stored = [key for key in store.keys() if key != ER_CONFIG_ENTRY]
+        if len(stored) != len(variables):
             raise ValueError(
                 f"Layer {self.name!r} expected {len(variables)} variables "
                 f"({[v.name for v in variables]}), but the file has "
-                f"{len(store.keys())}. Was it saved with a different "
+                f"{len(stored)}. Was it saved with a different "
                 "reparameterization?"
             )
         values = self._decode_compact(

@@ -27,6 +27,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_er._checks import check_real
 from keras_er.layers.reparameterization import KernelReparameterization
 
 
@@ -90,12 +91,14 @@ class SoftThreshold(KernelReparameterization):
     ATTRIBUTES = ("str_s", "str_frozen", "str_frozen_tau")
 
     def __init__(self, s_init=-200.0, s_weight_decay=5e-4):
-        s_init = float(s_init)
-        if not np.isfinite(s_init):
-            raise ValueError(f"s_init must be a finite number, got {s_init}.")
+        s_init = check_real(
+            s_init, "s_init", "Paper: -200 (CIFAR), -3200 (ImageNet)."
+        )
         if s_weight_decay is None:
             s_weight_decay = 0.0
-        s_weight_decay = float(s_weight_decay)
+        s_weight_decay = check_real(
+            s_weight_decay, "s_weight_decay", "Paper: 5e-4 or 1e-3."
+        )
         if not s_weight_decay >= 0.0:
             raise ValueError(
                 f"s_weight_decay must be >= 0 (or None), got {s_weight_decay}."
