@@ -62,7 +62,7 @@ def _build(name):
     import keras
 
     if name == "lenet300_100":
-        from keras_er.models import lenet300_100
+        from keras_er.research.models import lenet300_100
 
         return lenet300_100()
     if name == "resnet50":

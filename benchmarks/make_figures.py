@@ -20,8 +20,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras_er  # noqa: E402
-from keras_er import plot  # noqa: E402
+from keras_er.research import models, plot  # noqa: E402
 
 # CIFAR VGG16: conv widths ("M" = max pooling), 3 input channels.
 VGG16_CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M",
@@ -47,7 +46,7 @@ def main(out_dir):
                      "layer_densities_vgg16.png", "overparameterization.png")
     }
     plot.plot_layer_densities(
-        keras_er.models.lenet300_100(), density=0.1, log_scale=True,
+        models.lenet300_100(), density=0.1, log_scale=True,
         path=paths["layer_densities_lenet300_100.png"],
         title="LeNet-300-100, overall density 0.1",
     )

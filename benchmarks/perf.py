@@ -186,7 +186,7 @@ def _per_step(fit, steps):
 
 
 def _tf_keras_model(arch):
-    """LeNet-300-100 or conv_small of keras_er.models, built in tf_keras."""
+    """LeNet-300-100 or conv_small of keras_er.research.models, in tf_keras."""
     import tf_keras
 
     layers = tf_keras.layers
@@ -383,10 +383,10 @@ def _compile(model, jit):
 
 def _keras3_model(arch, variant):
     """(model, callbacks factory) of one Keras 3 variant."""
-    import keras_er
     from keras_er.callbacks.edge_popup import EdgePopup
+    from keras_er.research import models as models_lib
 
-    dense = getattr(keras_er.models, arch)()
+    dense = getattr(models_lib, arch)()
     if variant == "dense":
         return dense, list
     if variant == "masked":
@@ -420,9 +420,10 @@ def _keras3_runner(arch, variant, jit, steps):
 def _rigl_runners(arch, jit, steps, update_every, repeats):
     """Timed runs of the static masked model and of the same with RiGL."""
     import keras_er
+    from keras_er.research import models as models_lib
 
     static = _keras3_runner(arch, "masked", jit, steps)
-    model = _sparsify(getattr(keras_er.models, arch)())
+    model = _sparsify(getattr(models_lib, arch)())
     _compile(model, jit)
     x, y = _data(steps, FLAGS.batch_size)
     batch = (x[:FLAGS.batch_size], y[:FLAGS.batch_size])
@@ -675,11 +676,12 @@ def run_mask_bytes(arch):
     """Mask bytes / kernel bytes, summed over the ER layers, per mask dtype."""
     import keras_er
     from keras_er.mask_io import er_layers
+    from keras_er.research import models as models_lib
 
     rows = []
     for dtype in keras_er.masks.MASK_DTYPES:  # The default first.
         label = f"mask bytes / kernel bytes [{dtype}]"
-        model = _sparsify(getattr(keras_er.models, arch)(), mask_dtype=dtype)
+        model = _sparsify(getattr(models_lib, arch)(), mask_dtype=dtype)
         layers = er_layers(model)
         masks = sum(_nbytes(layer.mask) for layer in layers)
         kernels = sum(_nbytes(layer._kernel) for layer in layers)
@@ -722,8 +724,9 @@ def _mask_op_seconds(arch, loops=200, repeats=15):
 
     import keras_er
     from keras import ops
+    from keras_er.research import models as models_lib
 
-    layers = keras_er.er_layers(_sparsify(getattr(keras_er.models, arch)()))
+    layers = keras_er.er_layers(_sparsify(getattr(models_lib, arch)()))
     rng = np.random.default_rng(0)
     # Variables, not constants: the work must not be constant-folded.
     kernels = [tf.Variable(ops.convert_to_numpy(l._kernel)) for l in layers]
@@ -790,8 +793,9 @@ def _raw_step_seconds(arch, sparse, loops=50, repeats=15):
 
     import keras_er
     from keras import ops
+    from keras_er.research import models as models_lib
 
-    layers = keras_er.er_layers(_sparsify(getattr(keras_er.models, arch)()))
+    layers = keras_er.er_layers(_sparsify(getattr(models_lib, arch)()))
     kernels = [tf.Variable(ops.convert_to_numpy(l._kernel)) for l in layers]
     masks = [
         tf.constant(ops.convert_to_numpy(l.mask).astype("float32"))

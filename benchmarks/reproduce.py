@@ -1,9 +1,9 @@
 """Reproduction benchmark of the ER paper's claims, small scale, on MNIST.
 
 One command runs the experiments (parts a-e of issue 6) through
-`keras_er.experiment.run_experiment` and appends one JSON line per finished
-run to ``--out``, so that a killed run keeps its results and ``--resume``
-picks up where it stopped. ``--report`` turns the JSON lines into
+`keras_er.research.experiment.run_experiment` and appends one JSON line per
+finished run to ``--out``, so that a killed run keeps its results and
+``--resume`` picks up where it stopped. ``--report`` turns the JSON lines into
 ``docs/results.md`` with PNG plots in ``docs/img/``.
 
 Parts:
@@ -198,7 +198,7 @@ def _append(path, row):
 
 
 def run(args, argv, start):
-    from keras_er.experiment import run_experiment
+    from keras_er.research.experiment import run_experiment
 
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     todo = configs(args)
@@ -372,7 +372,7 @@ def _verdict(ok):
 
 
 def report(args):
-    from keras_er import plot as plot_lib
+    from keras_er.research import plot as plot_lib
 
     all_rows = _read_lines(args.out)
     raw = [r for r in all_rows if r.get("type") == "result"]

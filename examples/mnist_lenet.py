@@ -1,14 +1,14 @@
 r"""Trains a sparse LeNet-300-100 on MNIST with a fixed random (ER) mask.
 
-The dense model from `keras_er.models.lenet300_100` is sparsified once with
-`keras_er.sparsify` (layerwise densities from ``--ratio``, overall density
-``--density``) and trained with Adam; the mask never changes. The script
+The dense model from `keras_er.research.models.lenet300_100` is sparsified
+once with `keras_er.sparsify` (layerwise densities from ``--ratio``, overall
+density ``--density``) and trained with Adam; the mask never changes. The script
 prints the test accuracy, the `keras_er.summary` table and, as its last line
 on stdout, a JSON object with the results.
 
 It runs offline: MNIST comes from a prepared TFDS directory if there is one,
 else from the idx files shipped in ``../shared/datasets/mnist`` (see
-`keras_er.data.load_mnist`).
+`keras_er.research.data.load_mnist`).
 
 Usage, from the repository root:
 
@@ -56,7 +56,7 @@ flags.DEFINE_string(
 )
 flags.DEFINE_enum(
     "source", "auto", ["auto", "tfds", "idx"],
-    "Where MNIST is read from (see keras_er.data.load_mnist).",
+    "Where MNIST is read from (see keras_er.research.data.load_mnist).",
 )
 flags.DEFINE_string(
     "export_dir", None,
@@ -117,8 +117,8 @@ def run(
     import keras
 
     import keras_er
-    from keras_er.data import load_mnist
-    from keras_er.models import lenet300_100
+    from keras_er.research.data import load_mnist
+    from keras_er.research.models import lenet300_100
 
     start = time.perf_counter()
     (x_train, y_train), (x_test, y_test) = load_mnist(data_dir, source)

@@ -1,11 +1,11 @@
 r"""Trains a sparse (ER) network with one of keras_er's methods.
 
 One command for every data set, model and method: the flags are the fields
-of `keras_er.experiment.Config` (same names, same defaults) and the work is
-done by `keras_er.experiment.run_experiment`, which a benchmark can call
-in-process. Prints the Keras progress bar, the test accuracy, the
-`keras_er.summary` table and, as the last line on stdout, one JSON object
-with the results. See ``docs/examples.md`` for a command per method.
+of `keras_er.research.experiment.Config` (same names, same defaults) and the
+work is done by `keras_er.research.experiment.run_experiment`, which a
+benchmark can call in-process. Prints the Keras progress bar, the test
+accuracy, the `keras_er.summary` table and, as the last line on stdout, one
+JSON object with the results. See ``docs/examples.md`` for a command per method.
 
 Offline data: ``--dataset=digits`` (scikit-learn) and ``--dataset=mnist``
 (the idx files in ``../shared/datasets/mnist``, or a TFDS copy prepared from
@@ -63,7 +63,9 @@ flags.DEFINE_integer(
 )
 
 # Model and mask.
-flags.DEFINE_enum("model", "lenet300", MODELS, "Model of keras_er.models.")
+flags.DEFINE_enum(
+    "model", "lenet300", MODELS, "Model of keras_er.research.models."
+)
 flags.DEFINE_enum(
     "ratio", "erk", RATIOS, "Layerwise density method of keras_er.sparsify."
 )
@@ -204,7 +206,7 @@ def config_from_flags(experiment):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from keras_er import experiment
+    from keras_er.research import experiment
 
     config = config_from_flags(experiment)
     try:

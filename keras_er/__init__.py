@@ -1,12 +1,22 @@
 """keras_er: sparse neural networks that start sparse, for Keras 3.
 
-Pipeline: ``ratios`` (layerwise densities) -> ``masks`` (random ER masks with
-flow preservation) -> ``layers`` (ERDense, ERConv2D) -> ``sparsify`` ->
-``summary`` / ``strip`` / ``export``.
+The pipeline, one module (or package) per step:
+
+``ratios`` (layerwise densities from kernel shapes)
+    -> ``masks`` (seeded random ER masks with flow preservation)
+    -> ``layers`` (ERDense, ERConv2D, ... : masked Keras layers)
+    -> ``sparsify`` (a dense Keras model to its ER counterpart)
+    -> ``scores`` / ``callbacks`` (the algorithms: SNIP/SynFlow at init; IMP,
+       STR, MagnitudePruning, RiGL/SET, EdgePopup while training)
+    -> ``summary`` / ``strip`` / ``export`` (inspect, back to plain Keras,
+       SavedModel / TFLite / .keras).
+
+The research tooling (experiment runner, data loaders, model zoo, plots and
+the paper's width bounds) lives in `keras_er.research`, which
+``import keras_er`` does not load.
 """
 
-from keras_er import callbacks, data, masks, models, ratios
-from keras_er import plot, theory  # matplotlib loads only when plotting
+from keras_er import callbacks, masks, ratios
 from keras_er.densities import layer_densities
 from keras_er.export import export, gzipped_size
 from keras_er.layers import (
@@ -56,7 +66,6 @@ __all__ = [
     "ERSeparableConv2D",
     "ERSimpleRNN",
     "callbacks",
-    "data",
     "er_layers",
     "export",
     "gzipped_size",
@@ -64,7 +73,6 @@ __all__ = [
     "layer_densities",
     "load_model",
     "masks",
-    "models",
     "prune_at_init",
     "ratios",
     "set_masks",

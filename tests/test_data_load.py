@@ -1,11 +1,11 @@
-"""Tests of keras_er.data.load: digits, offline MNIST (idx and TFDS)."""
+"""keras_er.research.data.load: digits, offline MNIST (idx and TFDS)."""
 
 import socket
 
 import numpy as np
 import pytest
 
-from keras_er import data
+from keras_er.research import data
 
 
 @pytest.fixture

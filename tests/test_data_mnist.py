@@ -1,4 +1,4 @@
-"""Tests of keras_er.data.mnist on the real, shipped MNIST idx files."""
+"""keras_er.research.data.mnist on the real, shipped MNIST idx files."""
 
 import gzip
 import logging
@@ -9,8 +9,8 @@ import socket
 import numpy as np
 import pytest
 
-from keras_er.data import find_mnist_dir, load_mnist, read_idx
-from keras_er.data import mnist as mnist_lib
+from keras_er.research.data import find_mnist_dir, load_mnist, read_idx
+from keras_er.research.data import mnist as mnist_lib
 
 # Class counts of the published MNIST splits.
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -153,7 +153,7 @@ def test_load_mnist_auto_never_touches_network(
 ):
     # mnist_dir is not a prepared TFDS directory, so "auto" must try TFDS
     # (offline), log why it falls back, and read the idx files there.
-    with caplog.at_level(logging.INFO, logger="keras_er.data"):
+    with caplog.at_level(logging.INFO, logger="keras_er.research.data"):
         (x_train, y_train), (x_test, y_test) = load_mnist(
             data_dir=mnist_dir, source="auto"
         )

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_er.data import load_mnist
+from keras_er.research.data import load_mnist
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "examples" / "mnist_lenet.py"

@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 
 import keras_er
+from keras_er.layers.masked_kernel import ER_CONFIG_ENTRY
 from keras_er.export import gzipped_size
 from keras_er.layers import compact_storage
 from keras_er.layers.masked_kernel import MaskedKernelMixin
-from keras_er.models import lenet300_100
+from keras_er.research.models import lenet300_100
 from tests.conftest import mlp, to_numpy
 
 tf = pytest.importorskip("tensorflow")
@@ -142,7 +143,9 @@ def test_packed_masks_round_trip_exactly(tmp_path):
     name = next(iter(masks))
     stored = _stored(path)
     mask, kernel = masks[name], to_numpy(sparse.get_layer(name).kernel)
-    assert len(stored) == 3  # kernel, bias, mask: one slot per variable
+    # kernel, bias, mask: one slot per variable, and the record
+    # keras_er.load_model reads (unit name and mask options).
+    assert sorted(stored) == ["0", "1", "2", ER_CONFIG_ENTRY]
     assert stored["2"].dtype == np.uint8  # packed bits + shape header
     assert stored["2"].size == 2 + 4 * 2 + (mask.size + 7) // 8
     assert stored["0"].shape == (int(mask.sum()),)  # in-mask values only

@@ -22,6 +22,8 @@ from keras_er.model_walk import iter_maskable
 from tests.conftest import to_numpy
 
 keras_hub = pytest.importorskip("keras_hub")
+# keras-hub cases run on TensorFlow (CI runs the core subset on JAX, torch).
+pytestmark = pytest.mark.tf_only
 
 LENGTH = 8
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import keras_er
-from keras_er import models
+from keras_er.research import models
 
 
 def _kernel_sizes(model):

@@ -1,4 +1,4 @@
-"""keras_er.plot: figures, files, and the numbers drawn."""
+"""keras_er.research.plot: figures, files, and the numbers drawn."""
 
 import sys
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import keras_er
-from keras_er import plot, theory
+from keras_er.research import models, plot, theory
 
 matplotlib = pytest.importorskip("matplotlib")
 from matplotlib.figure import Figure  # noqa: E402
@@ -42,7 +42,7 @@ def test_layer_densities_bars_match_the_ratio_methods(tmp_path):
 
 
 def test_layer_densities_of_a_model_and_its_masks(tmp_path):
-    model = keras_er.models.lenet300_100()
+    model = models.lenet300_100()
     figure = plot.plot_layer_densities(model, ("erk", "balanced"), 0.05)
     expected = [
         list(keras_er.layer_densities(model, r, 0.05).values())

@@ -1,4 +1,4 @@
-"""keras_er.theory against values computed by hand from the paper's bounds."""
+"""keras_er.research.theory against values by hand from the paper's bounds."""
 
 import doctest
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from keras_er import theory
+from keras_er.research import theory
 
 
 def test_overparameterization_factor_by_hand():

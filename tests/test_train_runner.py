@@ -1,8 +1,9 @@
 """End-to-end tests of the runner: every method on sklearn's digits.
 
-`keras_er.experiment.run_experiment` runs in-process for each method (a few
-seconds each); ``examples/train.py`` runs once in a subprocess, exactly as a
-user starts it, so its absl flags never meet other test modules' flags.
+`keras_er.research.experiment.run_experiment` runs in-process for each
+method (a few seconds each); ``examples/train.py`` runs once in a subprocess,
+exactly as a user starts it, so its absl flags never meet other test
+modules' flags.
 """
 
 import dataclasses
@@ -14,7 +15,7 @@ import sys
 
 import pytest
 
-from keras_er import experiment
+from keras_er.research import experiment
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "examples" / "train.py"

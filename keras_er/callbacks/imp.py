@@ -6,12 +6,13 @@ magnitude, rewind the survivors to their values at the rewind point, reset
 the optimizer, repeat until the target density.
 
 Resuming: the rewind snapshot and IMP's counters live in non-trainable
-variables of a small Keras layer (`CallbackState`) that the callback attaches
-to the model during ``fit`` (as the attribute ``_keras_er_imp_state``,
-outside the model's layers and ``model.weights``). ``model.save_weights``, and so
-`keras.callbacks.BackupAndRestore`, save and restore it together with the
-weights, masks and optimizer, so a restored run is consistent by
-construction. The layer is detached at the end of ``fit``, so models saved
+variables of a small Keras layer (`CallbackState`) that the callback
+registers in ``set_model`` with the model's first ER layer (outside the
+model's layers and ``model.weights``). Every weights file written during
+``fit`` holds it with the weights, masks and optimizer, and
+``load_weights`` reads it back, also before ``fit`` (see
+`keras_er.callbacks.callback_state`), so a restored run is consistent by
+construction. It is removed at the end of ``fit``, so models saved
 afterwards do not carry it.
 """
 
@@ -170,11 +171,14 @@ class IMP(keras.callbacks.Callback):
     pruning, if any) and ``density`` (density the epoch trained at).
 
     Resuming: the snapshot and counters are variables of a helper layer
-    attached to the model during ``fit``, saved by ``model.save_weights`` and
-    thus by `keras.callbacks.BackupAndRestore`. A run interrupted and resumed
-    with ``BackupAndRestore`` (same architecture, new model and new `IMP`
-    instance are fine) continues with the same snapshot, masks and counters,
-    whatever the order of the two callbacks.
+    saved with the model's weights in every file written during ``fit``. A
+    run interrupted and resumed (same architecture; a new model and a new
+    `IMP` instance are fine) continues with the same snapshot, masks and
+    counters, with `keras.callbacks.BackupAndRestore` whatever the order of
+    the two callbacks, or with ``ModelCheckpoint(save_weights_only=True)``,
+    then ``model.load_weights(path)`` (optimizer built first) and
+    ``fit(..., initial_epoch=k)``. A new `IMP` whose ``fit`` starts at epoch
+    0 starts a new run from the loaded weights.
 
     Args:
         target_density: Final overall density in ``(0, 1]``; at most the

@@ -169,7 +169,9 @@ class MagnitudePruning(keras.callbacks.Callback):
     and the first batch of a ``fit`` also checks the step count it starts at
     (so ``begin_step=0`` prunes the initial weights). Since the mask and the
     step count are model and optimizer variables, training resumed by
-    `keras.callbacks.BackupAndRestore` continues the schedule exactly.
+    `keras.callbacks.BackupAndRestore`, or by ``model.load_weights(path)``
+    (optimizer built first) and ``fit(..., initial_epoch=k)``, continues the
+    schedule exactly.
 
     Args:
         schedule: A `keras_er.callbacks.schedules.PolynomialDecay` or

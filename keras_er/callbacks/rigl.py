@@ -38,8 +38,8 @@ logger = logging.getLogger("keras_er")
 
 _SCHEDULES = ("cosine", "constant")
 _GROW = ("gradient", "random")
-# Checkpointed with the model (see `CallbackState`), so that a run resumed by
-# BackupAndRestore continues the schedule instead of redoing an update.
+# Checkpointed with the model (see `CallbackState`), so that a resumed run
+# continues the schedule instead of redoing an update.
 _COUNTERS = (
     "started",  # 0 until the first batch of the run.
     "start_step",  # optimizer.iterations at the start of the run.
@@ -333,11 +333,14 @@ class RiGL(keras.callbacks.Callback):
     multiple of ``steps_per_execution``.
 
     **Resuming.** The start step, the last update done and the layers'
-    starting sizes are variables of a helper layer attached to the model
-    during ``fit`` (``model._keras_er_rigl_state``), saved by
-    ``model.save_weights`` and so by `keras.callbacks.BackupAndRestore`. A run
-    resumed from such a backup (a new model and a new `RiGL` are fine)
-    continues the schedule without redoing an update.
+    starting sizes are variables of a helper layer saved with the model's
+    weights in every file written during ``fit`` (see
+    `keras_er.callbacks.callback_state`). A run resumed with
+    `keras.callbacks.BackupAndRestore` (either order), or with
+    ``ModelCheckpoint(save_weights_only=True)``, ``model.load_weights(path)``
+    (optimizer built first) and ``fit(..., initial_epoch=k)``, continues the
+    schedule without redoing an update; a new model and a new `RiGL` are
+    fine. A new `RiGL` whose ``fit`` starts at epoch 0 starts a new run.
 
     After each batch and epoch, the logs get ``rigl_drop_fraction`` (``f_t``
     of the latest update) and ``density`` (over the rewired layers). Every

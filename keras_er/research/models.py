@@ -61,7 +61,7 @@ def lenet300_100(input_shape=(28, 28, 1), num_classes=10):
     Example:
 
     ```python
-    from keras_er.models import lenet300_100
+    from keras_er.research.models import lenet300_100
 
     model = lenet300_100()
     sparse = keras_er.sparsify(model, ratio="pyramidal", density=0.1, seed=0)
@@ -107,7 +107,7 @@ def conv_small(input_shape=(28, 28, 1), num_classes=10):
     Example:
 
     ```python
-    from keras_er.models import conv_small
+    from keras_er.research.models import conv_small
 
     model = conv_small()
     sparse = keras_er.sparsify(model, ratio="erk", density=0.2, seed=0)
@@ -165,7 +165,9 @@ def conv4(input_shape=(32, 32, 3), num_classes=10):
     Example:
 
     ```python
-    model = keras_er.models.conv4((32, 32, 3), 10)
+    from keras_er.research import models
+
+    model = models.conv4((32, 32, 3), 10)
     sparse = keras_er.sparsify(model, ratio="balanced", density=0.1, seed=0)
     ```
     """
@@ -238,7 +240,9 @@ def vgg16(input_shape=(32, 32, 3), num_classes=10):
     Example:
 
     ```python
-    model = keras_er.models.vgg16((32, 32, 3), 10)
+    from keras_er.research import models
+
+    model = models.vgg16((32, 32, 3), 10)
     sparse = keras_er.sparsify(model, ratio="pyramidal", density=0.01, seed=0)
     ```
     """
@@ -324,7 +328,9 @@ def resnet18(input_shape=(32, 32, 3), num_classes=10):
     Example:
 
     ```python
-    model = keras_er.models.resnet18((32, 32, 3), 10)
+    from keras_er.research import models
+
+    model = models.resnet18((32, 32, 3), 10)
     sparse = keras_er.sparsify(model, ratio="balanced", density=0.1, seed=0)
     ```
     """
@@ -360,7 +366,9 @@ def resnet20(input_shape=(32, 32, 3), num_classes=10):
     Example:
 
     ```python
-    model = keras_er.models.resnet20((32, 32, 3), 10)
+    from keras_er.research import models
+
+    model = models.resnet20((32, 32, 3), 10)
     sparse = keras_er.sparsify(model, ratio="erk", density=0.2, seed=0)
     ```
     """
@@ -401,7 +409,9 @@ def get(name):
     Example:
 
     ```python
-    model = keras_er.models.get("resnet20")((32, 32, 3), 10)
+    from keras_er.research import models
+
+    model = models.get("resnet20")((32, 32, 3), 10)
     ```
     """
     try:

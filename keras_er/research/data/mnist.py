@@ -12,7 +12,7 @@ import pathlib
 
 import numpy as np
 
-logger = logging.getLogger("keras_er.data")
+logger = logging.getLogger("keras_er.research.data")
 
 ENV_VAR = "KERAS_ER_MNIST_DIR"
 SOURCES = ("auto", "tfds", "idx")
@@ -58,7 +58,7 @@ def read_idx(path):
     Example:
 
     ```python
-    from keras_er.data import read_idx
+    from keras_er.research.data import read_idx
 
     labels = read_idx("mnist/train-labels-idx1-ubyte.gz")
     labels.shape  # (60000,)
@@ -159,7 +159,7 @@ def find_mnist_dir(data_dir=None):
     Example:
 
     ```python
-    from keras_er.data import find_mnist_dir
+    from keras_er.research.data import find_mnist_dir
 
     find_mnist_dir()  # e.g. PosixPath('.../shared/datasets/mnist')
     ```
@@ -293,7 +293,7 @@ def load_mnist(data_dir=None, source="auto"):
     Example:
 
     ```python
-    from keras_er.data import load_mnist
+    from keras_er.research.data import load_mnist
 
     (x_train, y_train), (x_test, y_test) = load_mnist()
     x_train.shape, x_train.dtype  # ((60000, 28, 28, 1), dtype('uint8'))
@@ -316,7 +316,7 @@ def load_mnist(data_dir=None, source="auto"):
     except FileNotFoundError:
         reason = f"TFDS has no prepared mnist in data_dir={data_dir!r}"
     logger.info(
-        "keras_er.data.load_mnist: %s; reading the idx files instead.",
+        "keras_er.research.data.load_mnist: %s; reading the idx files instead.",
         reason,
     )
     return _load_idx(data_dir)

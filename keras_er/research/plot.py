@@ -7,7 +7,7 @@ The paper's figures for keras_er models and benchmark results:
 * `plot_accuracy_vs_sparsity`: accuracy against sparsity, one line per
   method with a band of one standard deviation over seeds (Fig. 3).
 * `plot_overparameterization`: the source width Theorem 2.1 requires
-  against sparsity (Fig. 2), from `keras_er.theory`.
+  against sparsity (Fig. 2), from `keras_er.research.theory`.
 
 Needs matplotlib (``pip install keras_er[plot]``), imported when a function
 is called. Figures are made with matplotlib's object API, not pyplot: no
@@ -25,7 +25,7 @@ import os
 import numpy as np
 
 from keras_er import ratios as ratios_lib
-from keras_er import theory
+from keras_er.research import theory
 
 __all__ = [
     "aggregate_results",
@@ -45,7 +45,7 @@ def _figure(ax, figsize):
         from matplotlib.figure import Figure
     except ImportError:
         raise ImportError(
-            "keras_er.plot needs matplotlib. Install it with "
+            "keras_er.research.plot needs matplotlib. Install it with "
             "`pip install keras_er[plot]` (or `pip install matplotlib`)."
         ) from None
     if ax is not None:
@@ -181,9 +181,10 @@ def plot_layer_densities(
     Example:
 
     ```python
+    from keras_er.research import plot
+
     shapes = {"fc1": (784, 300), "fc2": (300, 100), "fc3": (100, 10)}
-    keras_er.plot.plot_layer_densities(shapes, density=0.1,
-                                       path="lenet_densities.png")
+    plot.plot_layer_densities(shapes, density=0.1, path="lenet_densities.png")
     ```
     """
     density = ratios_lib.check_density(density)
@@ -391,9 +392,11 @@ def plot_accuracy_vs_sparsity(
     Example:
 
     ```python
+    from keras_er.research import plot
+
     results = [{"ratio": "erk", "sparsity": s, "accuracy": a, "seed": k}
                for (s, a, k) in runs]
-    keras_er.plot.plot_accuracy_vs_sparsity(results, "accuracy.png")
+    plot.plot_accuracy_vs_sparsity(results, "accuracy.png")
     ```
     """
     rows = aggregate_results(results, label=label, style=style, metric=metric)
@@ -441,9 +444,10 @@ def plot_overparameterization(
 ):
     """The source width Theorem 2.1 requires, against sparsity (Fig. 2).
 
-    Plots ``n_{S,1} = q_1 n_{T,1}`` of `keras_er.theory.figure2_data` on a
-    log axis, next to the target width ``n_{T,1}``, with sparsity spaced by
-    ``log(1 - sparsity)``. The ratio of the two is the number of copies
+    Plots ``n_{S,1} = q_1 n_{T,1}`` of
+    `keras_er.research.theory.figure2_data` on a log axis, next to the
+    target width ``n_{T,1}``, with sparsity spaced by ``log(1 - sparsity)``.
+    The ratio of the two is the number of copies
     ``q_1``, proportional to the overparameterization factor
     ``1 / log(1 / (1 - p))``.
 
@@ -463,7 +467,9 @@ def plot_overparameterization(
     Example:
 
     ```python
-    keras_er.plot.plot_overparameterization(path="fig2.png")
+    from keras_er.research import plot
+
+    plot.plot_overparameterization(path="fig2.png")
     ```
     """
     data = theory.figure2_data(sparsities, hidden_width, output_width, delta)

@@ -22,9 +22,9 @@ import tempfile
 
 import numpy as np
 
-from keras_er.data import mnist as mnist_lib
+from keras_er.research.data import mnist as mnist_lib
 
-logger = logging.getLogger("keras_er.data")
+logger = logging.getLogger("keras_er.research.data")
 
 SOURCES = ("auto", "tfds", "idx")
 
@@ -59,7 +59,9 @@ def load_digits(test_size=DIGITS_TEST_SIZE, seed=DIGITS_SPLIT_SEED):
     Example:
 
     ```python
-    (x_train, y_train), (x_test, y_test) = keras_er.data.load_digits()
+    from keras_er.research import data
+
+    (x_train, y_train), (x_test, y_test) = data.load_digits()
     x_train.shape  # (1437, 8, 8, 1)
     ```
     """
@@ -133,7 +135,9 @@ def prepare_tfds(
     Example:
 
     ```python
-    keras_er.data.prepare_tfds("mnist", data_dir="/tmp/tfds")  # offline
+    from keras_er.research import data
+
+    data.prepare_tfds("mnist", data_dir="/tmp/tfds")  # offline
     ```
     """
     tfds = _tfds()
@@ -259,9 +263,11 @@ def load(
     Example:
 
     ```python
-    (x_train, y_train), (x_test, y_test) = keras_er.data.load("digits")
-    x_test, y_test = keras_er.data.load("mnist", split="test")
-    train_ds = keras_er.data.load("mnist", "train", as_numpy=False)
+    from keras_er.research import data
+
+    (x_train, y_train), (x_test, y_test) = data.load("digits")
+    x_test, y_test = data.load("mnist", split="test")
+    train_ds = data.load("mnist", "train", as_numpy=False)
     ```
     """
     if source not in SOURCES:
@@ -279,7 +285,7 @@ def load(
                 used = "tfds"
             except (ImportError, FileNotFoundError) as error:
                 logger.info(
-                    "keras_er.data.load: no prepared TFDS mnist (%s); "
+                    "keras_er.research.data.load: no prepared TFDS mnist (%s); "
                     "reading the idx files.", error,
                 )
         if used == "idx":

@@ -21,7 +21,7 @@ probability.
 
 Example:
 
->>> from keras_er import theory
+>>> from keras_er.research import theory
 >>> round(theory.overparameterization_factor(0.1), 3)
 9.491
 >>> theory.single_hidden_layer_source_widths(784, 128, 10, 0.1).widths

@@ -36,8 +36,8 @@ import keras
 import numpy as np
 
 from keras_er import callbacks as callbacks_lib
-from keras_er import data as data_lib
-from keras_er import models as models_lib
+from keras_er.research import data as data_lib
+from keras_er.research import models as models_lib
 from keras_er.sparsify import sparsify
 from keras_er.summary import summary
 
@@ -62,9 +62,9 @@ class Config:
 
     Attributes:
         dataset: ``"digits"``, ``"mnist"`` (both offline) or a TFDS image
-            classification name (see `keras_er.data.load`).
-        model: A `keras_er.models.get` name: ``lenet300``, ``conv_small``,
-            ``conv4``, ``vgg16``, ``resnet18``, ``resnet20``.
+            classification name (see `keras_er.research.data.load`).
+        model: A `keras_er.research.models.get` name: ``lenet300``,
+            ``conv_small``, ``conv4``, ``vgg16``, ``resnet18``, ``resnet20``.
         method: One of `METHODS`.
         ratio: Layerwise density method of `keras_er.sparsify`:
             ``uniform``, ``er``, ``erk``, ``balanced``, ``pyramidal``, or
@@ -86,7 +86,7 @@ class Config:
             training; with IMP, 10 % restarted every cycle as in the paper).
         data_dir: TFDS data directory.
         data_source: For mnist: ``"auto"``, ``"tfds"`` or ``"idx"`` (see
-            `keras_er.data.load`).
+            `keras_er.research.data.load`).
         download: Allow TFDS downloads (data sets other than mnist).
         train_split: Split to train on.
         test_split: Split to report accuracy on.
@@ -483,7 +483,7 @@ def run_experiment(config=None, *, print_fn=print, **kwargs):
     Example:
 
     ```python
-    from keras_er.experiment import run_experiment
+    from keras_er.research.experiment import run_experiment
 
     results = run_experiment(dataset="digits", model="lenet300",
                              method="rigl", density=0.05, epochs=3,

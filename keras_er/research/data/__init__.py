@@ -7,8 +7,8 @@ Nothing here downloads anything, except `load` / `prepare_tfds` for TFDS
 names other than mnist with ``download=True``.
 """
 
-from keras_er.data.datasets import load, load_digits, prepare_tfds
-from keras_er.data.mnist import find_mnist_dir, load_mnist, read_idx
+from keras_er.research.data.datasets import load, load_digits, prepare_tfds
+from keras_er.research.data.mnist import find_mnist_dir, load_mnist, read_idx
 
 __all__ = [
     "find_mnist_dir",
