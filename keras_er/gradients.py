@@ -24,17 +24,19 @@ def check_backend():
     return backend
 
 
-def gradients(loss_of, tensors):
+def gradients(loss_of, tensors, as_numpy=True):
     """Gradients of the scalar ``loss_of(tensors)`` w.r.t. ``tensors``.
 
     Args:
         loss_of: ``fn(list_of_tensors) -> scalar tensor``, written with
             ``keras.ops``.
         tensors: The backend tensors to differentiate with respect to.
+        as_numpy: ``False`` returns backend tensors, left where they were
+            computed (no host copy).
 
     Returns:
-        A list of NumPy arrays, one per tensor (zeros where the loss does not
-        depend on it).
+        A list of NumPy arrays (or tensors), one per tensor (zeros where the
+        loss does not depend on it).
 
     Raises:
         NotImplementedError: On a backend other than TensorFlow, JAX, torch.
@@ -75,4 +77,6 @@ def gradients(loss_of, tensors):
             torch.zeros_like(leaf) if g is None else g
             for leaf, g in zip(leaves, grads)
         ]
+    if not as_numpy:
+        return list(grads)
     return [np.asarray(keras.ops.convert_to_numpy(g)) for g in grads]

@@ -146,3 +146,18 @@ def test_bad_declarations_are_named(cls, message):
     built = keras.Model(inputs, cls(3)(inputs))
     with pytest.raises(ValueError, match=message):
         keras_er.sparsify(built, "uniform", 0.5, seed=0)
+
+
+def test_layers_inside_keras_wrappers_are_masked_where_they_sit(tmp_path):
+    inputs = keras.Input((5, 6))
+    wrapped = keras.layers.TimeDistributed(keras.layers.Dense(4), name="td")
+    model = keras.Model(inputs, wrapped(inputs))
+    path_before = wrapped.layer.kernel.path
+    sparse = keras_er.sparsify(model, "uniform", 0.5, seed=0, in_place=True)
+    inner = sparse.get_layer("td").layer
+    assert is_er_layer(inner) and inner._kernel.path == path_before
+    assert list(keras_er.get_masks(sparse)) == [f"td/{inner.name}"]
+    x = np.random.default_rng(0).normal(size=(2, 5, 6)).astype("float32")
+    sparse.save(tmp_path / "td.keras")
+    loaded = keras_er.load_model(tmp_path / "td.keras")
+    np.testing.assert_array_equal(to_numpy(loaded(x)), to_numpy(sparse(x)))

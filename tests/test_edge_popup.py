@@ -513,7 +513,7 @@ def test_bad_arguments_raise(digits):
         with pytest.raises(ValueError, match="levels"):
             EdgePopup(0.1, levels=levels)
     for density in (0, 1.5, "a"):
-        with pytest.raises(ValueError, match="final_density"):
+        with pytest.raises(ValueError, match="target_density"):
             EdgePopup(density)
     with pytest.raises(ValueError, match="weight_init"):
         EdgePopup.prepare(prepared(mlp_bn(bn=False)), weight_init="xavier")
@@ -584,3 +584,15 @@ def test_scores_config_round_trip():
     )
     layer.set_reparameterization(None)
     assert not hasattr(layer, "edge_popup_scores")
+
+
+def test_final_density_is_a_deprecated_alias_of_target_density():
+    with pytest.warns(DeprecationWarning, match="target_density"):
+        callback = EdgePopup(final_density=0.1, levels=2)
+    assert callback.target_density == callback.final_density == 0.1
+    assert EdgePopup(target_density=0.1).target_density == 0.1
+    with pytest.raises(ValueError, match="alias"):
+        EdgePopup(0.1, final_density=0.1)
+    with pytest.raises(ValueError, match="target_density"):
+        EdgePopup()
+    assert EdgePopup(0.1).density is None  # Before training.

@@ -151,15 +151,18 @@ def test_lora_and_quantization_point_to_strip():
 def test_layers_without_an_er_version_are_named_in_a_warning():
     inputs = keras.Input((LENGTH,), dtype="int32")
     x = keras.layers.Embedding(VOCAB, DIM)(inputs)
-    # A wrapper keras_er does not open: its two LSTMs stay dense.
+    # The LSTMs inside a wrapper cannot be swapped for ERLSTMs where they
+    # sit: they stay dense, named by their path.
     x = keras.layers.Bidirectional(keras.layers.LSTM(4), name="bi")(x)
     x = keras.layers.BatchNormalization()(x)
     model = keras.Model(inputs, keras.layers.Dense(2)(x))
-    # 2 directions x (kernel 8x16 + recurrent kernel 4x16).
-    with pytest.warns(UserWarning, match=r"'bi' \(Bidirectional, 384 "
+    # Each direction: kernel 8x16 + recurrent kernel 4x16.
+    with pytest.warns(UserWarning, match=r"'bi/forward_lstm' \(LSTM, 192 "
                                          r"weights\)"):
         sparse = keras_er.sparsify(model, "erk", 0.3, seed=0)
-    assert sparse.sparsify_report["unmasked_layers"] == ["bi"]
+    assert sparse.sparsify_report["unmasked_layers"] == [
+        "bi/backward_lstm", "bi/forward_lstm"
+    ]
     assert type(sparse.get_layer("bi")) is keras.layers.Bidirectional
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

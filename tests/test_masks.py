@@ -36,7 +36,9 @@ def test_bernoulli_sampling_within_four_sigma(shape, density, seed):
     mask = masks.draw_mask(shape, density, rng, "bernoulli")
     size = math.prod(shape)
     sigma = math.sqrt(size * density * (1 - density))
-    assert abs(mask.sum() - density * size) <= 4 * sigma + 1e-9
+    # The count is an integer: one entry of slack where sigma is tiny
+    # (9 entries at density 0.996 miss one with probability 3.5 %).
+    assert abs(mask.sum() - density * size) <= 4 * sigma + 1
 
 
 def test_bernoulli_entries_are_independent_across_the_kernel():

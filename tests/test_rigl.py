@@ -501,7 +501,11 @@ def test_jit_compile_does_not_retrace_on_mask_updates():
     for layer in keras_er.mask_io.er_layers(model):
         kernel, mask = np_(layer._kernel), np_(layer.mask)
         assert np.all(kernel[mask == 0] == 0)
-        assert np.count_nonzero(kernel) > 0.9 * mask.sum()
+        # (Not all: a connection grown into a hidden unit with no outgoing
+        # connection gets no gradient; the share depends on the random
+        # growth stream, which is keras.random on device since the
+        # algorithms moved to keras_er.algorithms.)
+        assert np.count_nonzero(kernel) > 0.75 * mask.sum()
 
 
 @pytest.mark.accuracy

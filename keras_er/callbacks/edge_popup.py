@@ -12,7 +12,7 @@ Workflow:
 1. ``EdgePopup.prepare(model)``: re-initialize the frozen weights, install
    `keras_er.layers.edge_popup_scores.EdgePopupScores` on every ER layer and
    freeze BatchNorm's affine parameters. Before ``model.compile``.
-2. ``model.fit(..., callbacks=[EdgePopup(final_density, levels=5)])``.
+2. ``model.fit(..., callbacks=[EdgePopup(target_density, levels=5)])``.
 3. At the end of training the subnetwork becomes each layer's mask, the
    scores are removed and the kernel is ``frozen weights * new mask``, so
    `keras_er.strip` and `keras_er.export` see a plain sparse network.
@@ -21,12 +21,16 @@ Workflow:
 import contextlib
 import gc
 import math
+import warnings
 
 import keras
 import numpy as np
 from keras import ops
 
 from keras_er import _checks
+from keras_er.callbacks.base import Density
+from keras_er.algorithms._select import count as _count
+from keras_er.algorithms.edge_popup import subnetwork_mask
 from keras_er.optimizer_state import unwrap
 from keras_er.distribute import check_model
 from keras_er.layers.edge_popup_scores import (
@@ -126,15 +130,15 @@ class EdgePopup(keras.callbacks.Callback):
     layer's number of kept entries ``k_l``; at the end of training the
     subnetwork becomes the layer's mask.
 
-    **Per-layer final densities.** With a float ``final_density`` every layer
-    keeps the same fraction of its ER connections:
-    ``k_l = round(nnz_l * final_density / d_ER)``, where ``nnz_l`` is the
+    **Per-layer final densities.** With a float ``target_density`` every
+    layer keeps the same fraction of its ER connections:
+    ``k_l = round(nnz_l * target_density / d_ER)``, where ``nnz_l`` is the
     number of entries of layer ``l``'s ER mask and
     ``d_ER = sum_l nnz_l / sum_l N_l`` the realized overall ER density of the
     prepared layers. So the final layer density is
-    ``p_l * final_density / d_ER`` (``p_l`` the layer's ER density): the ER
+    ``p_l * target_density / d_ER`` (``p_l`` the layer's ER density): the ER
     layerwise ratio (balanced, ERK, ...) is kept, and the overall density is
-    ``final_density`` up to rounding. A dict ``{layer_name: density}`` sets
+    ``target_density`` up to rounding. A dict ``{layer_name: density}`` sets
     each layer's final density (relative to its full size) directly;
     ``k_l = round(density * N_l)``. Every layer keeps at least one entry.
 
@@ -161,9 +165,10 @@ class EdgePopup(keras.callbacks.Callback):
     ``edge_popup_level``.
 
     Args:
-        final_density: Target overall density (1 - sparsity) in ``(0, 1]``,
-            at most the ER density, or a dict ``{layer_name: density}``
-            covering every prepared layer.
+        target_density: Target overall density (1 - sparsity) in
+            ``(0, 1]``, at most the ER density, or a dict
+            ``{layer_name: density}`` covering every prepared layer. The
+            same name as in `IMP`, `RiGL` and `STR`.
         levels: Number of annealing levels (int >= 1). Defaults to 1.
         total_epochs: Number of epochs the schedule spans. Defaults to the
             ``epochs`` of ``fit`` (set it when training with several
@@ -171,12 +176,15 @@ class EdgePopup(keras.callbacks.Callback):
         finalize: Turn the subnetwork into the mask at the end of ``fit``.
             Defaults to True. With False, call `EdgePopup.finalize` later.
         verbose: 1 prints a line when the level changes.
+        final_density: Deprecated alias of ``target_density`` (keyword
+            only; warns with a ``DeprecationWarning``).
 
     Raises:
-        ValueError: In ``__init__`` for a bad ``final_density`` or
+        ValueError: In ``__init__`` for a bad ``target_density`` (or both
+            ``target_density`` and ``final_density``) or
             ``levels``; in ``on_train_begin`` if the model has no ER layers,
             was not prepared (or was prepared after its optimizer was
-            built), or ``final_density`` is above the ER density.
+            built), or ``target_density`` is above the ER density.
 
     Example:
 
@@ -186,26 +194,48 @@ class EdgePopup(keras.callbacks.Callback):
     sparse.compile(keras.optimizers.SGD(0.1, momentum=0.9),
                    "sparse_categorical_crossentropy", metrics=["accuracy"])
     sparse.fit(x, y, epochs=10,
-               callbacks=[EdgePopup(final_density=0.05, levels=5)])
+               callbacks=[EdgePopup(target_density=0.05, levels=5)])
     ```
     """
 
     def __init__(
         self,
-        final_density,
+        target_density=None,
         levels=1,
         total_epochs=None,
         finalize=True,
         verbose=0,
+        *,
+        final_density=None,
     ):
         super().__init__()
-        if isinstance(final_density, dict):
-            self.final_density = {
-                str(name): check_density(value, f"final density of {name!r}")
-                for name, value in final_density.items()
+        if final_density is not None:
+            if target_density is not None:
+                raise ValueError(
+                    "Pass target_density only; final_density is its "
+                    "deprecated alias."
+                )
+            warnings.warn(
+                "EdgePopup(final_density=...) is deprecated; use "
+                "target_density=... (the name IMP, RiGL and STR use).",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            target_density = final_density
+        if target_density is None:
+            raise ValueError(
+                "EdgePopup needs target_density, the final overall density "
+                "(or a dict {layer name: density})."
+            )
+        if isinstance(target_density, dict):
+            self.target_density = {
+                str(name): check_density(value, f"target density of {name!r}")
+                for name, value in target_density.items()
             }
         else:
-            self.final_density = check_density(final_density, "final_density")
+            self.target_density = check_density(
+                target_density, "target_density"
+            )
         if (
             isinstance(levels, bool)
             or not isinstance(levels, (int, np.integer))
@@ -229,6 +259,21 @@ class EdgePopup(keras.callbacks.Callback):
         # {layer name: [k at level 1, ..., k at level L]}, set at train begin.
         self.k_schedule = {}
         self._layers = []
+
+    @property
+    def final_density(self):
+        """Deprecated alias of ``target_density``."""
+        return self.target_density
+
+    @property
+    def density(self):
+        """Overall density of the current subnetwork (see `current_density`).
+
+        ``None`` before training has set a level.
+        """
+        if not self._layers or self.level < 1:
+            return None
+        return Density(self.current_density())
 
     # ----------------------------------------------------------------- setup
 
@@ -368,12 +413,18 @@ class EdgePopup(keras.callbacks.Callback):
         result = {}
         with _cheap_gc_collect():
             for layer in layers:
-                subnetwork = layer.reparameterization.subnetwork(layer)
+                # On device (keras_er.algorithms.edge_popup).
+                subnetwork = subnetwork_mask(
+                    layer.edge_popup_scores, layer.mask, layer.edge_popup_k,
+                    max_k=getattr(layer, "_edge_popup_max_k", None),
+                )
                 layer.set_reparameterization(None)
                 layer.set_mask(
                     subnetwork, optimizer=getattr(model, "optimizer", None)
                 )
-                result[unit_name(layer)] = float(subnetwork.mean())
+                result[unit_name(layer)] = _count(subnetwork) / int(
+                    np.prod(subnetwork.shape)
+                )
         # Traced train/test/predict steps still compute the scored kernel.
         for name in ("train_function", "test_function", "predict_function"):
             if hasattr(model, name):
@@ -400,43 +451,38 @@ class EdgePopup(keras.callbacks.Callback):
             unit_name(layer): int(np.prod(layer.mask.shape))
             for layer in layers
         }
-        nnz = {
-            unit_name(layer): int(
-                np.count_nonzero(ops.convert_to_numpy(layer.mask))
-            )
-            for layer in layers
-        }
-        if isinstance(self.final_density, dict):
+        nnz = {unit_name(layer): _count(layer.mask) for layer in layers}
+        if isinstance(self.target_density, dict):
             names = [unit_name(layer) for layer in layers]
-            unknown = sorted(set(self.final_density) - set(names))
-            missing = [n for n in names if n not in self.final_density]
+            unknown = sorted(set(self.target_density) - set(names))
+            missing = [n for n in names if n not in self.target_density]
             if unknown or missing:
                 raise ValueError(
-                    f"final_density dict must name exactly the prepared "
+                    f"target_density dict must name exactly the prepared "
                     f"layers {names}; unknown {unknown}, missing {missing}."
                 )
             # Unrounded final counts: the levels interpolate towards them.
             final_count = {
-                name: self.final_density[name] * sizes[name] for name in names
+                name: self.target_density[name] * sizes[name] for name in names
             }
             for name in names:
                 if round(final_count[name]) > nnz[name]:
                     raise ValueError(
-                        f"final density {self.final_density[name]} of layer "
+                        f"target density {self.target_density[name]} of layer "
                         f"{name!r} is above its ER density "
                         f"{nnz[name] / sizes[name]:.6g}: edge-popup can only "
                         "prune inside the ER mask."
                     )
         else:
             er_density = sum(nnz.values()) / sum(sizes.values())
-            if self.final_density > er_density * (1 + 1e-9):
+            if self.target_density > er_density * (1 + 1e-9):
                 raise ValueError(
-                    f"final_density={self.final_density} is above the ER "
+                    f"target_density={self.target_density} is above the ER "
                     f"density {er_density:.6g} of the prepared layers: "
                     "edge-popup can only prune inside the ER mask. Choose "
-                    "a final_density <= the ER density."
+                    "a target_density <= the ER density."
                 )
-            ratio = self.final_density / er_density
+            ratio = self.target_density / er_density
             final_count = {name: ratio * nnz[name] for name in nnz}
         schedule = {}
         for name in nnz:

@@ -28,6 +28,7 @@ from keras_er.callbacks.callback_state import (
     CallbackState,
     warn_if_optimizer_not_restored,
 )
+from keras_er.callbacks.base import Density
 from keras_er.callbacks.magnitude_pruning import (
     check_scope,
     kernel_sizes,
@@ -326,11 +327,15 @@ class IMP(keras.callbacks.Callback):
         """Number of prunings done so far (0 before the first)."""
         return 0 if self._state is None else self._state.get()["cycles_done"]
 
+    @property
     def density(self):
-        """Current overall density of the ER layers' masks."""
-        return float(
+        """Current overall density of the ER layers' masks.
+
+        A float (`keras_er.callbacks.base.Density`; ``density()`` works too).
+        """
+        return Density(float(
             mask_counts(self._layers).sum() / kernel_sizes(self._layers).sum()
-        )
+        ))
 
     def set_model(self, model):
         super().set_model(model)

@@ -1,8 +1,9 @@
 """Gradual magnitude pruning (Zhu & Gupta, 2017) inside the ER masks.
 
-Also holds the magnitude-ranking helpers shared with `keras_er.callbacks.IMP`:
-masks are decided on the host with numpy, a few times per training run, and
-every new mask is a subset of the current one (masked entries never revive).
+The masks are computed by `keras_er.algorithms.magnitude` (pure functions
+on tensors, run where the kernels live); this module holds the callback and
+thin layer-level helpers shared with `keras_er.callbacks.IMP`. Every new mask
+is a subset of the current one (masked entries never revive).
 """
 
 import logging
@@ -11,35 +12,24 @@ import keras
 import numpy as np
 
 from keras_er import _checks
+from keras_er.algorithms import magnitude as _magnitude
+from keras_er.algorithms._select import count as _count
+from keras_er.algorithms.magnitude import SCOPES, allocate, check_scope  # noqa: F401
 from keras_er.optimizer_state import StepTracker
+from keras_er.callbacks.base import Density
 from keras_er.callbacks.schedules import as_pruning_schedule
 from keras_er.distribute import check_model
 from keras_er.mask_io import er_layers
 
 logger = logging.getLogger("keras_er")
 
-SCOPES = ("global", "layerwise")
-
-
-def check_scope(scope):
-    """Validates a ranking scope (``"global"`` or ``"layerwise"``)."""
-    if scope not in SCOPES:
-        raise ValueError(
-            f"scope must be one of {SCOPES}, got {scope!r}."
-        )
-    return scope
-
-
-def _to_numpy(variable):
-    return np.asarray(keras.ops.convert_to_numpy(variable))
-
 
 def mask_counts(layers):
-    """Number of unmasked kernel entries of each layer (numpy int64 array)."""
-    return np.array(
-        [int(np.count_nonzero(_to_numpy(layer.mask))) for layer in layers],
-        dtype=np.int64,
-    )
+    """Number of unmasked kernel entries of each layer (numpy int64 array).
+
+    Counted where the masks live; only the counts come to the host.
+    """
+    return np.array([_count(layer.mask) for layer in layers], dtype=np.int64)
 
 
 def kernel_sizes(layers):
@@ -49,60 +39,25 @@ def kernel_sizes(layers):
     )
 
 
-def allocate(keep, counts):
-    """Splits ``keep`` kept weights over layers in proportion to ``counts``.
-
-    Largest-remainder rounding in integers, so the shares sum to exactly
-    ``keep`` and no layer gets more than it has.
-
-    Args:
-        keep: Total number of weights to keep, ``0 <= keep <= sum(counts)``.
-        counts: Current number of unmasked weights per layer.
-
-    Returns:
-        A numpy int64 array, one count per layer.
-
-    Raises:
-        ValueError: If ``keep`` is negative or above ``sum(counts)``.
-    """
-    counts = np.asarray(counts, dtype=np.int64)
-    total = int(counts.sum())
-    keep = int(keep)
-    if not 0 <= keep <= total:
-        raise ValueError(f"keep must be in [0, {total}], got {keep}.")
-    if total == 0:
-        return np.zeros_like(counts)
-    # Python ints: counts * keep can overflow int64 for huge models.
-    products = [int(c) * keep for c in counts]
-    shares = np.array([p // total for p in products], dtype=np.int64)
-    remainders = np.array([p % total for p in products], dtype=object)
-    missing = keep - int(shares.sum())
-    # Stable sort: ties go to the earlier layer, deterministically.
-    order = sorted(range(len(counts)), key=lambda i: -remainders[i])
-    for i in order[:missing]:
-        shares[i] += 1
-    return shares
-
-
-def _top_k(scores, k):
-    """Boolean array marking the ``k`` largest entries of flat ``scores``."""
-    keep = np.zeros(scores.shape, dtype=bool)
-    if k <= 0:
-        return keep
-    if k >= scores.size:
-        keep[:] = True
-        return keep
-    keep[np.argpartition(scores, scores.size - k)[scores.size - k:]] = True
-    return keep
+def _new_masks(layers, keep, scope):
+    """`keras_er.algorithms.magnitude.magnitude_masks` on ER layers (tensors)."""
+    return _magnitude.magnitude_masks(
+        [layer.kernel for layer in layers],
+        [layer.mask for layer in layers],
+        keep,
+        scope,
+    )
 
 
 def magnitude_masks(layers, keep, scope="global"):
     """New masks keeping the ``keep`` largest-magnitude unmasked weights.
 
-    Scores are ``|kernel|`` of the effective kernel; entries outside the
-    current mask score ``-1`` so they are never chosen while ``keep`` does not
-    exceed the number of unmasked weights: each new mask is a subset of the
-    current one.
+    Layer-level convenience around
+    `keras_er.algorithms.magnitude.magnitude_masks`, which ranks ``|kernel|``
+    of the effective kernels among the unmasked entries (the callbacks use
+    it directly and keep the masks on device). Each new mask is a subset of
+    the current one; among tied magnitudes the lower index (global: the
+    earlier layer) is kept.
 
     Args:
         layers: ER layers (e.g. from `keras_er.mask_io.er_layers`).
@@ -114,23 +69,9 @@ def magnitude_masks(layers, keep, scope="global"):
     Returns:
         A list of float32 0/1 numpy arrays, one per layer.
     """
-    check_scope(scope)
-    old = [_to_numpy(layer.mask) != 0 for layer in layers]
-    scores = []
-    for layer, mask in zip(layers, old):
-        magnitude = np.abs(_to_numpy(layer.kernel).astype(np.float32))
-        scores.append(np.where(mask, magnitude, np.float32(-1.0)).ravel())
-    counts = np.array([int(m.sum()) for m in old], dtype=np.int64)
-    keep = int(min(max(int(keep), 0), int(counts.sum())))
-    if scope == "global":
-        chosen = _top_k(np.concatenate(scores), keep)
-        flat = np.split(chosen, np.cumsum([s.size for s in scores])[:-1])
-    else:
-        shares = allocate(keep, counts)
-        flat = [_top_k(s, int(k)) for s, k in zip(scores, shares)]
     return [
-        (f & m.ravel()).reshape(m.shape).astype(np.float32)
-        for f, m in zip(flat, old)
+        np.asarray(keras.ops.convert_to_numpy(mask), dtype=np.float32)
+        for mask in _new_masks(layers, keep, scope)
     ]
 
 
@@ -145,9 +86,9 @@ def prune_to(layers, keep, scope="global", optimizer=None):
             pruned entries is zeroed (see `set_mask`).
 
     Returns:
-        The new masks (list of numpy arrays).
+        The new masks (list of bool tensors, where the kernels live).
     """
-    masks = magnitude_masks(layers, keep, scope)
+    masks = _new_masks(layers, keep, scope)
     for layer, mask in zip(layers, masks):
         layer.set_mask(mask, optimizer=optimizer)
     return masks
@@ -214,9 +155,13 @@ class MagnitudePruning(keras.callbacks.Callback):
         self._layers = er_layers(model)
         self._total = int(kernel_sizes(self._layers).sum())
 
+    @property
     def density(self):
-        """Current density over all kernel entries of the ER layers."""
-        return float(mask_counts(self._layers).sum()) / self._total
+        """Current density over all kernel entries of the ER layers.
+
+        A float (`keras_er.callbacks.base.Density`; ``density()`` works too).
+        """
+        return Density(float(mask_counts(self._layers).sum()) / self._total)
 
     def on_train_begin(self, logs=None):
         # Read the step at the first batch: BackupAndRestore may restore the

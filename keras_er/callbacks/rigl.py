@@ -7,9 +7,11 @@ Mocanu et al. 2018). Gadhikar et al. (2023, sec. 3 and appendix A.14) use
 RiGL to rewire random ER networks, and with a decreasing density schedule to
 prune them further while rewiring ("prune + rewire", e.g. ER 0.5 -> 0.01).
 
-Mask updates are plain variable assignments (``mask``, ``_kernel`` and the
-optimizer slots), so a compiled train function (``jit_compile=True``) is not
-retraced.
+The drop-and-grow step itself is `keras_er.algorithms.rigl.rewire`, a pure
+function on tensors: masks, kernels and dense gradients stay where they live
+(only counts come to the host). Mask updates are plain variable assignments
+(``mask``, ``_kernel`` and the optimizer slots), so a compiled train function
+(``jit_compile=True``) is not retraced.
 """
 
 import logging
@@ -20,6 +22,9 @@ import numpy as np
 from keras import ops
 
 from keras_er import _checks
+from keras_er.algorithms import rigl as _rigl
+from keras_er.algorithms._select import count as _count
+from keras_er.callbacks.base import Density
 from keras_er.callbacks.callback_state import (
     CallbackState,
     warn_if_optimizer_not_restored,
@@ -68,7 +73,8 @@ def _unpack_batch(batch):
     return _convert(x), _convert(y), _convert(sample_weight)
 
 
-def dense_kernel_gradients(model, batch, layers=None, loss=None):
+def dense_kernel_gradients(model, batch, layers=None, loss=None,
+                           as_numpy=True):
     """Gradient of the loss w.r.t. each ER layer's effective kernel.
 
     The forward pass of an ER layer uses ``W = _kernel * mask``. The gradient
@@ -85,9 +91,12 @@ def dense_kernel_gradients(model, batch, layers=None, loss=None):
         layers: The ER layers to differentiate; ``None`` for all.
         loss: Optional ``fn(y_true, y_pred) -> scalar`` used instead of the
             model's compiled loss.
+        as_numpy: ``False`` returns backend tensors, left where they were
+            computed (what `RiGL` uses: no host copy).
 
     Returns:
-        A list of numpy arrays, one per layer, with the kernels' shapes.
+        A list of numpy arrays (or tensors), one per layer, with the
+        kernels' shapes.
 
     Raises:
         NotImplementedError: On a backend other than TensorFlow, JAX or
@@ -126,7 +135,7 @@ def dense_kernel_gradients(model, batch, layers=None, loss=None):
         ops.multiply(layer._kernel, ops.cast(layer.mask, layer._kernel.dtype))
         for layer in layers
     ]
-    return gradients(loss_of, kernels)
+    return gradients(loss_of, kernels, as_numpy=as_numpy)
 
 
 class _BatchSource:
@@ -189,51 +198,35 @@ class _BatchSource:
 
 
 # ---------------------------------------------------------------------------
-# One layer's drop-and-grow step (numpy, on the host).
+# One layer's drop-and-grow step: `keras_er.algorithms.rigl`.
 # ---------------------------------------------------------------------------
 
 
-def _smallest(score, k, eligible, rng):
-    """Flat indices of the ``k`` smallest scores among ``eligible`` entries.
-
-    Linear time (a partition, not a sort): large kernels are rewired every
-    few hundred steps. Among entries tied at the boundary, the ones kept are
-    drawn at random.
-    """
-    candidates = np.flatnonzero(eligible)
-    if k <= 0:
-        return candidates[:0]
-    if k >= candidates.size:
-        return candidates
-    values = score[candidates]
-    kth = np.partition(values, k - 1)[k - 1]
-    below = candidates[values < kth]
-    tied = candidates[values == kth]
-    return np.concatenate(
-        [below, rng.choice(tied, k - below.size, replace=False)]
-    )
-
-
 def rewire(kernel, mask, grow_scores, n_drop, n_grow, rng):
-    """One drop-and-grow step on a single kernel.
+    """One drop-and-grow step on a single kernel, with numpy results.
 
-    Drops the ``n_drop`` active entries with the smallest ``|kernel|`` and
-    grows the ``n_grow`` entries with the largest ``grow_scores`` among those
-    inactive after the drop (a just-dropped entry may be grown back, and then
-    keeps its value). Ties are broken at random.
+    Host convenience around `keras_er.algorithms.rigl.rewire` (which takes
+    and returns tensors, and is what `RiGL` calls). Drops the ``n_drop``
+    active entries with the smallest ``|kernel|`` and grows the ``n_grow``
+    entries with the largest ``grow_scores`` among those inactive after the
+    drop (a just-dropped entry may be grown back, and then keeps its value).
+    Ties are broken at random.
 
     Args:
-        kernel: The kernel, numpy array.
+        kernel: The kernel (array or tensor).
         mask: Its 0/1 mask, same shape.
-        grow_scores: Scores of the same shape (e.g. ``|dL/dW|``).
+        grow_scores: Scores of the same shape (e.g. ``|dL/dW|``), or ``None``
+            for random scores.
         n_drop: Number of active entries to drop (at most the active count).
         n_grow: Number of entries to grow.
-        rng: A ``numpy.random.Generator`` for the tie-breaking.
+        rng: Seed of the tie-breaking: an int, a
+            `keras.random.SeedGenerator`, or a ``numpy.random.Generator``
+            (one int is drawn from it).
 
     Returns:
-        ``(new_mask, new_kernel, grown, dropped)``: the new 0/1 mask and
-        kernel (zero at newly grown entries and outside the mask), and
-        boolean arrays of the entries switched on and off by this step.
+        ``(new_mask, new_kernel, grown, dropped)`` as numpy arrays: the new
+        0/1 mask and kernel (zero at newly grown entries and outside the
+        mask), and boolean arrays of the entries switched on and off.
 
     Raises:
         ValueError: If ``n_drop`` exceeds the active count or ``n_grow`` the
@@ -247,34 +240,14 @@ def rewire(kernel, mask, grow_scores, n_drop, n_grow, rng):
         rng=np.random.default_rng(0))
     ```
     """
-    shape = kernel.shape
-    active = np.asarray(mask).ravel() > 0
-    nnz = int(active.sum())
-    if not 0 <= n_drop <= nnz:
-        raise ValueError(f"n_drop={n_drop} is not in [0, {nnz}].")
-    magnitude = np.nan_to_num(
-        np.abs(np.asarray(kernel, dtype=np.float64).ravel()), nan=np.inf
-    )
-    after = active.copy()
-    after[_smallest(magnitude, n_drop, active, rng)] = False
-    if not 0 <= n_grow <= after.size - int(after.sum()):
-        raise ValueError(f"n_grow={n_grow} exceeds the inactive entries.")
-    scores = np.nan_to_num(
-        np.asarray(grow_scores, dtype=np.float64).ravel(), nan=-np.inf
-    )
-    # The largest scores are the smallest negated ones.
-    grown_idx = _smallest(-scores, n_grow, ~after, rng)
-    new = after.copy()
-    new[grown_idx] = True
-    grown = new & ~active
-    dropped = active & ~new
-    new_kernel = np.where(new & ~grown, np.asarray(kernel).ravel(), 0)
-    return (
-        new.reshape(shape).astype(np.asarray(mask).dtype),
-        new_kernel.reshape(shape).astype(np.asarray(kernel).dtype),
-        grown.reshape(shape),
-        dropped.reshape(shape),
-    )
+    result = _rigl.rewire(kernel, mask, grow_scores, n_drop, n_grow, seed=rng)
+    return tuple(np.asarray(ops.convert_to_numpy(x)) for x in result)
+
+
+def _update_seed(seed, index, layer_index):
+    """The int seed of one layer's update (from the callback's seed)."""
+    state = np.random.SeedSequence([seed, index, layer_index]).generate_state(1)
+    return int(state[0] % (2**31 - 1))
 
 
 # ---------------------------------------------------------------------------
@@ -490,6 +463,19 @@ class RiGL(keras.callbacks.Callback):
         self.updates = []
 
     # -- schedule ----------------------------------------------------------
+
+    @property
+    def density(self):
+        """Current overall density of the rewired layers' masks.
+
+        A float (`keras_er.callbacks.base.Density`); ``None`` before the
+        callback has seen its model.
+        """
+        layers = getattr(self, "_layers", None)
+        if not layers:
+            return None
+        size = sum(int(np.prod(layer.mask.shape)) for layer in layers)
+        return Density(sum(self._nnz(layer) for layer in layers) / size)
 
     @property
     def end_step(self):
@@ -721,7 +707,7 @@ class RiGL(keras.callbacks.Callback):
 
     @staticmethod
     def _nnz(layer):
-        return int(np.count_nonzero(ops.convert_to_numpy(layer.mask)))
+        return _count(layer.mask)
 
     def _write_logs(self, logs):
         if logs is not None:
@@ -734,16 +720,14 @@ class RiGL(keras.callbacks.Callback):
         grads = None
         if self.grow == "gradient":
             grads = dense_kernel_gradients(
-                self.model, self._batches.next(), self._layers, self.loss
+                self.model, self._batches.next(), self._layers, self.loss,
+                as_numpy=False,
             )
         optimizer = unwrap(self.model.optimizer)
         index = step // self.update_every
         record = {"step": step, "drop_fraction": fraction, "layers": {}}
         for i, layer in enumerate(self._layers):
-            rng = np.random.default_rng([self.seed, index, i])
-            mask = np.asarray(ops.convert_to_numpy(layer.mask))
-            kernel = np.asarray(ops.convert_to_numpy(layer._kernel))
-            nnz = int(np.count_nonzero(mask))
+            nnz = self._nnz(layer)
             target = min(targets[unit_name(layer)], nnz)
             n_grow = int(math.floor(fraction * target))
             n_drop = nnz - target + n_grow
@@ -752,11 +736,12 @@ class RiGL(keras.callbacks.Callback):
             }
             if n_drop == 0 and n_grow == 0:
                 continue
-            scores = (
-                rng.random(mask.shape) if grads is None else np.abs(grads[i])
-            )
-            new_mask, new_kernel, grown, dropped = rewire(
-                kernel, mask, scores, n_drop, n_grow, rng
+            # On device: random scores (SET) and tie-breaking come from a
+            # seed of (seed, update, layer).
+            scores = None if grads is None else ops.abs(grads[i])
+            new_mask, new_kernel, grown, dropped = _rigl.rewire(
+                layer._kernel, layer.mask, scores, n_drop, n_grow,
+                seed=_update_seed(self.seed, index, i),
             )
             layer._kernel.assign(new_kernel)
             layer.set_mask(new_mask)
@@ -764,7 +749,7 @@ class RiGL(keras.callbacks.Callback):
             # lose theirs (they start at zero if grown again later).
             reset_slots(
                 optimizer, layer._kernel,
-                where=(grown | dropped).astype(np.float32),
+                where=ops.cast(ops.logical_or(grown, dropped), "float32"),
             )
         self._last_fraction = fraction
         self._density = self._current_density()

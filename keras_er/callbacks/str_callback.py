@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from keras_er import _checks
+from keras_er.callbacks.base import DensityOfModel
 from keras_er.optimizer_state import StepTracker, optimizer_step, unwrap
 from keras_er.distribute import check_model
 from keras_er.layers import soft_threshold as st
@@ -191,10 +192,15 @@ class STR(keras.callbacks.Callback):
                 setattr(model, name, None)
         return model
 
-    @staticmethod
-    def density(model):
+    def _density_of(model):
         """Overall density of the effective ER kernels of ``model``."""
         return st.effective_density(er_layers(model))
+
+    #: Overall density of the effective ER kernels: on an instance a float
+    #: for its model (``None`` before it has one); ``STR.density(model)`` on
+    #: the class, or ``callback.density(model)``, for any model.
+    density = DensityOfModel(_density_of)
+    _density_of = staticmethod(_density_of)
 
     def _check_target(self, layers):
         if self.target_density is None or st.is_frozen(layers):

@@ -30,7 +30,7 @@ PROTOCOL_METHOD = "maskable_kernels"
 _ER_ATTRIBUTES = (
     "density", "seed", "sampling", "flow", "mask_dtype", "_initial_mask",
     "_initial_values", "_built_from_values", "flow_edges_added",
-    "_projection_skipped_for", "reparameterization", "_reparam_attributes",
+    "reparameterization", "_reparam_attributes",
     "_pending_reparameterization", "_user_kernel_constraint", "_projection",
     "_step_mask",
 )
@@ -276,6 +276,9 @@ def detach_mask(layer):
         layer.set_reparameterization(None)
     variable = layer._kernel
     variable.constraint = layer._user_kernel_constraint
+    regularizer = getattr(variable, "regularizer", None)
+    if regularizer is not None and hasattr(regularizer, "user_regularizer"):
+        variable.regularizer = regularizer.user_regularizer
     variable.assign(kernel.astype(variable.dtype))
     with _Unlocked(layer):
         layer._untrack_variable(layer.mask)

@@ -25,6 +25,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_er.algorithms._select import count as _count
+from keras_er.algorithms.edge_popup import subnetwork_mask  # noqa: F401 (re-exported)
 from keras_er.layers.reparameterization import KernelReparameterization
 
 #: edge-popup's score init, torch's ``kaiming_uniform_(a=sqrt(5))``:
@@ -34,72 +36,6 @@ DEFAULT_SCORE_INITIALIZER = {
     "config": {"scale": 1.0 / 3.0, "mode": "fan_in",
                "distribution": "uniform"},
 }
-
-
-def subnetwork_mask(scores, mask, k, max_k=None):
-    """The 0/1 mask of the ``k`` largest ``|scores|`` inside ``mask``.
-
-    Entries outside ``mask`` are never selected, and exactly
-    ``min(k, nnz(mask))`` entries are kept, tied scores included. Ties are
-    broken by position on TensorFlow and JAX (their ``top_k`` ranks the lower
-    index first); torch's ``topk`` breaks them in no fixed order.
-
-    Args:
-        scores: Float tensor of the kernel's shape.
-        mask: 0/1 tensor of the same shape (the ER mask).
-        k: Scalar int (tensor or variable) number of entries to keep.
-        max_k: Optional Python int bound on ``k``, e.g. the number of
-            entries of the ER mask. While ``k <= max_k`` only the ``max_k``
-            largest entries are sorted instead of all of them; a larger
-            ``k`` falls back to the full sort, so the result never depends
-            on ``max_k``, only the speed does.
-
-    Returns:
-        A float tensor of 0/1 with the dtype of ``scores``.
-
-    Example:
-
-    ```python
-    subnetwork_mask(ops.array([[3., -5.], [1., 9.]]),
-                    ops.array([[1., 1.], [1., 0.]]), 2)
-    # [[1, 1], [0, 0]]: 9 is outside the mask
-    ```
-    """
-    scores = ops.convert_to_tensor(scores)
-    shape = tuple(scores.shape)
-    n = int(np.prod(shape))
-    inside = ops.greater(ops.cast(mask, scores.dtype), 0)
-    # |s| >= 0 inside, -1 outside: outside entries rank after every inside
-    # one, so they are picked only if k exceeds the mask's size, and the
-    # final `* mask` drops them even then.
-    ranked = ops.stop_gradient(ops.reshape(
-        ops.where(inside, ops.abs(scores), -ops.ones_like(scores)), (n,)
-    ))
-    k = ops.cast(k, "int32")
-
-    def first_k(length):
-        # A descending sort of static length; keep its first k positions.
-        # Comparing ranks with k (a variable) avoids a slice of dynamic
-        # length, so k can change without retracing, and the count is exact
-        # even with tied scores. The first k of the `length` largest are the
-        # first k of a full sort (on torch, up to the order of ties).
-        _, order = ops.top_k(ranked, k=length, sorted=True)
-        keep = ops.cast(
-            ops.less(ops.arange(length, dtype="int32"), k), scores.dtype
-        )
-        return ops.scatter(ops.expand_dims(order, -1), keep, (n,))
-
-    if max_k is None or int(max_k) >= n:
-        hard = first_k(n)
-    else:
-        bound = max(int(max_k), 1)
-        hard = ops.cond(
-            ops.less_equal(k, bound),
-            lambda: first_k(bound),
-            lambda: first_k(n),
-        )
-    inside = ops.cast(inside, scores.dtype)
-    return ops.multiply(ops.reshape(hard, shape), inside)
 
 
 @keras.saving.register_keras_serializable(package="keras_er")
@@ -179,7 +115,7 @@ class EdgePopupScores(KernelReparameterization):
         Returns:
             The number of entries of the layer's mask.
         """
-        nnz = int(np.count_nonzero(ops.convert_to_numpy(layer.mask)))
+        nnz = _count(layer.mask)
         # A Python int: the bound is part of the traced step. A stale one
         # (after a mask change, until the next trace) only costs speed.
         object.__setattr__(layer, "_edge_popup_max_k", nnz)

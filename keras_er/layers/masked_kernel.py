@@ -56,6 +56,18 @@ class _MaskProjection:
         return self.layer._project(kernel)
 
 
+class _MaskedRegularizer:
+    """Kernel regularizer: the user's, applied to ``kernel * mask``."""
+
+    def __init__(self, layer, user_regularizer):
+        self.layer = layer
+        self.user_regularizer = user_regularizer
+
+    def __call__(self, kernel):
+        mask = ops.cast(self.layer.mask, kernel.dtype)
+        return self.user_regularizer(ops.multiply(kernel, mask))
+
+
 def _jax_tracer_error():
     import jax
 
@@ -258,6 +270,14 @@ class MaskedKernelMixin(StripFirstMixin):
         self._user_kernel_constraint = user_constraint
         self._projection = _MaskProjection(self, user_constraint)
         self._kernel.constraint = self._projection
+        # A kernel regularizer sees ``kernel * mask``: the same loss (the
+        # entries outside are zero), and no gradient on those entries, so
+        # their EMA average stays zero too.
+        regularizer = getattr(self._kernel, "regularizer", None)
+        if isinstance(regularizer, _MaskedRegularizer):
+            regularizer = regularizer.user_regularizer
+        if regularizer is not None:
+            self._kernel.regularizer = _MaskedRegularizer(self, regularizer)
         if not self._built_from_values:  # Given values are already masked.
             self.apply_mask()
         pending, self._pending_reparameterization = (
@@ -383,27 +403,39 @@ class MaskedKernelMixin(StripFirstMixin):
         Raises:
             ValueError: If the shape differs or the values are not 0/1.
         """
-        mask = np.asarray(keras.ops.convert_to_numpy(mask))
+        if not (
+            isinstance(mask, (np.ndarray, np.generic, list, tuple))
+            or ops.is_tensor(mask)
+        ):
+            mask = np.asarray(keras.ops.convert_to_numpy(mask))
+        # Checked and assigned where the mask lives (a tensor on an
+        # accelerator stays there); only scalars come to the host.
+        mask = ops.convert_to_tensor(mask)
         expected = tuple(self.mask.shape)
-        if mask.shape != expected:
+        if tuple(mask.shape) != expected:
             raise ValueError(
-                f"Layer {self.name!r}: mask shape {mask.shape} does not "
-                f"match kernel shape {expected}."
+                f"Layer {self.name!r}: mask shape {tuple(mask.shape)} does "
+                f"not match kernel shape {expected}."
             )
-        if not np.isin(mask, (0, 1)).all():
-            raise ValueError(
-                f"Layer {self.name!r}: a mask must contain only 0 and 1."
-            )
+        if mask.dtype != "bool":
+            binary = ops.logical_or(ops.equal(mask, 0), ops.equal(mask, 1))
+            if not bool(ops.convert_to_numpy(ops.all(binary))):
+                raise ValueError(
+                    f"Layer {self.name!r}: a mask must contain only 0 and 1."
+                )
+        new = ops.not_equal(mask, 0)
         if optimizer is not None:
-            removed = (
-                np.asarray(ops.convert_to_numpy(self.mask)) != 0
-            ) & (mask == 0)
-        self.mask.assign(mask.astype(self.mask.dtype))
+            removed = ops.logical_and(
+                ops.not_equal(self.mask, 0), ops.logical_not(new)
+            )
+        self.mask.assign(ops.cast(new, self.mask.dtype))
         self.apply_mask()
-        if optimizer is not None and removed.any():
+        if optimizer is not None and bool(
+            ops.convert_to_numpy(ops.any(removed))
+        ):
             reset_slots(
                 unwrap(optimizer), self._kernel,
-                where=removed.astype(np.float32),
+                where=ops.cast(removed, "float32"),
             )
         self._notify_mask_changed()
 

@@ -20,7 +20,9 @@ the model and restored by `keras.callbacks.BackupAndRestore`.
 
 The functions below work on whole models: `fold` bakes the learned sparsity
 into the masks and removes the reparameterization; `freeze_at_density`
-shifts all thresholds so that an exact overall density survives.
+shifts all thresholds so that an exact overall density survives. The math
+itself (effective kernel, survivors, folding, the threshold shift) is in
+`keras_er.algorithms.soft_threshold`, on tensors.
 """
 
 import keras
@@ -28,6 +30,8 @@ import numpy as np
 from keras import ops
 
 from keras_er._checks import check_real
+from keras_er.algorithms import soft_threshold as _math
+from keras_er.algorithms._select import count as _count
 from keras_er.layers.reparameterization import KernelReparameterization
 
 
@@ -151,8 +155,7 @@ class SoftThreshold(KernelReparameterization):
 
     def effective_kernel(self, layer, kernel, mask):
         tau = self.threshold(layer, kernel.dtype)
-        magnitude = ops.relu(ops.abs(kernel) - tau)
-        return ops.sign(kernel) * magnitude * mask
+        return _math.effective_kernel(kernel, mask, tau)
 
     def get_config(self):
         config = super().get_config()
@@ -188,11 +191,7 @@ def _alive_counts(layers):
         else:
             tau = ops.zeros((), kernel.dtype)
         # Counted where the kernel lives; only a scalar comes to the host.
-        kept = ops.logical_and(
-            ops.cast(layer.mask, "bool"), ops.greater(ops.abs(kernel), tau)
-        )
-        count = ops.sum(ops.cast(kept, "int32"))
-        alive.append(int(ops.convert_to_numpy(count)))
+        alive.append(_count(_math.survivors(kernel, layer.mask, tau)))
         total.append(int(np.prod(kernel.shape)))
     return alive, total
 
@@ -234,32 +233,25 @@ def freeze_at_density(layers, density):
     """
     alive, total = _alive_counts(layers)
     budget = int(round(float(density) * sum(total)))
-    margins, taus = [], []
+    stl, taus = [], []
     for layer, count in zip(layers, alive):
         if not has_soft_threshold(layer):
             budget -= count
             continue
-        tau = float(threshold_value(layer))
-        kernel = np.abs(ops.convert_to_numpy(layer._kernel)).astype(np.float64)
-        mask = ops.convert_to_numpy(layer.mask) > 0
-        candidates = kernel[mask & (kernel > 0)]
-        margins.append(candidates - tau)
-        taus.append(tau)
+        stl.append(layer)
+        taus.append(float(threshold_value(layer)))
     if budget < 0:
         raise ValueError(
             f"Density {density} is below what the ER layers without STR "
             "already keep; install STR on every ER layer."
         )
-    margins = np.sort(np.concatenate(margins))[::-1] if margins else []
-    if budget >= len(margins):
-        delta = -np.inf  # Not enough candidates: keep every nonzero.
-    elif budget == 0:
-        delta = float(margins[0]) + 1.0
-    else:
-        # Midway between the last kept and the first dropped margin, so float
-        # rounding in the forward pass does not flip either.
-        delta = 0.5 * float(margins[budget - 1] + margins[budget])
-    stl = [layer for layer in layers if has_soft_threshold(layer)]
+    # On device (keras_er.algorithms.soft_threshold): midway between the
+    # last kept and the first dropped margin |w| - tau_l, -inf when every
+    # nonzero fits in the budget.
+    delta = _math.threshold_shift(
+        [layer._kernel for layer in stl], [layer.mask for layer in stl],
+        taus, budget,
+    )
     for layer, tau in zip(stl, taus):
         layer.str_frozen_tau.assign(max(tau + delta, 0.0))
         layer.str_frozen.assign(1.0)
@@ -296,9 +288,7 @@ def fold(layers):
             continue
         kernel = layer._kernel
         tau = layer.reparameterization.threshold(layer, kernel.dtype)
-        mask = ops.cast(layer.mask, kernel.dtype)
-        keep = ops.cast(ops.greater(ops.abs(kernel), tau), kernel.dtype) * mask
-        value = ops.sign(kernel) * ops.relu(ops.abs(kernel) - tau) * keep
+        keep, value = _math.fold_kernel(kernel, layer.mask, tau)
         layer.mask.assign(ops.cast(keep, layer.mask.dtype))
         kernel.assign(value)
         layer.set_reparameterization(None)
