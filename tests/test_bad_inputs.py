@@ -418,10 +418,10 @@ def test_str(ctx, call, exc, regex):
 
 
 EDGE_POPUP = _cases(
-    ("final_density=bool", lambda c: cb.EdgePopup(True),
-     ValueError, r"final_density must be a number in \(0, 1\]"),
-    ("final_density dict value=bool", lambda c: cb.EdgePopup({"d0": True}),
-     ValueError, r"final density of 'd0' must be a number"),
+    ("target_density=bool", lambda c: cb.EdgePopup(True),
+     ValueError, r"target_density must be a number in \(0, 1\]"),
+    ("target_density dict value=bool", lambda c: cb.EdgePopup({"d0": True}),
+     ValueError, r"target density of 'd0' must be a number"),
     ("verbose=str", lambda c: cb.EdgePopup(0.5, verbose="x"),
      ValueError, r"verbose must be an int >= 0"),
     ("prepare gain=bool", lambda c: cb.EdgePopup.prepare(
