@@ -9,6 +9,7 @@ ratio, scoring and summary code.
 """
 
 import keras
+import numpy as np
 
 from keras_er.layers import (
     ER_LAYER_FOR,
@@ -16,6 +17,7 @@ from keras_er.layers import (
     is_er_composite,
     is_er_layer,
 )
+from keras_er.layers.attach import attach_mask, can_attach, declared_kernels
 from keras_er.layers.composite import role_name
 from keras_er.masks import DEFAULT_AXES
 from keras_er.ratios import KernelShape
@@ -82,8 +84,6 @@ def walk_layers(model, containers=False):
 
 
 def _declares_kernels(layer):
-    from keras_er.layers.attach import declared_kernels
-
     return declared_kernels(layer) is not None
 
 
@@ -144,11 +144,6 @@ class KernelSlot:
         self.bias = bias
         self.unit_axes = unit_axes
 
-    @property
-    def key(self):
-        """Identifies the kernel across several walks of the same model."""
-        return (id(self.owner), self.role)
-
     def __getattr__(self, name):
         if name.startswith("__") or name == "holder":
             raise AttributeError(name)
@@ -156,11 +151,6 @@ class KernelSlot:
 
     def __repr__(self):
         return f"<KernelSlot {self.name} of {type(self.owner).__name__}>"
-
-
-def unit_key(unit):
-    """A key for a maskable unit that is stable across walks."""
-    return unit.key if isinstance(unit, KernelSlot) else id(unit)
 
 
 def iter_maskable(model):
@@ -214,8 +204,6 @@ def kernel_axes(layer):
     """``(in_axes, out_axes)`` of a maskable unit's kernel."""
     if isinstance(layer, KernelSlot) or is_er_layer(layer):
         return layer.unit_axes
-    from keras_er.layers.attach import declared_kernels
-
     declared = declared_kernels(layer)
     if declared is not None:
         return next(iter(declared.values()))
@@ -233,8 +221,6 @@ def kernel_variable(layer):
     store it directly (DepthwiseConv1D/2D, Conv1D/2D/3DTranspose); the
     table ``_embeddings`` of an Embedding.
     """
-    from keras_er.layers.attach import declared_kernels
-
     declared = None if is_er_layer(layer) else declared_kernels(layer)
     if declared is not None:
         return vars(layer)[next(iter(declared))]
@@ -564,7 +550,15 @@ def copy_model(model):
                 "`keras_er.ERDense(units, density=0.1)` instead of "
                 "`keras.layers.Dense(units)`), or give it a get_config()."
             ) from error
-    reattach_masks(model, new_model)
+    sources = [layer for layer in iter_maskable(model) if is_er_layer(layer)]
+    attach_recorded(
+        new_model,
+        {unit_name(layer): layer._attach_config() for layer in sources},
+        masks={
+            unit_name(layer): keras.ops.convert_to_numpy(layer.mask)
+            for layer in sources
+        },
+    )
     try:
         new_model.set_weights(model.get_weights())
     except ValueError as error:
@@ -576,37 +570,50 @@ def copy_model(model):
     return new_model
 
 
-def reattach_masks(model, new_model):
-    """Masks the layers of ``new_model`` that are masked in ``model``.
+def attach_recorded(model, recorded, masks=None):
+    """Masks the plain layers of ``model`` that ``recorded`` names, in place.
 
-    For a copy (or a freshly deserialized model) whose layers inside custom
-    layers were rebuilt plain: each gets the mask and options of the layer
-    with the same unit name in ``model``.
+    For a copy, or a freshly deserialized model, whose layers inside custom
+    layers were rebuilt plain by their holder (see `copy_model` and
+    `keras_er.load_model`).
+
+    Args:
+        model: A built model.
+        recorded: ``{unit name: mask options}``, as each ER layer records
+            them beside its variables (``_attach_config``).
+        masks: Optional ``{unit name: mask}``; else zero masks, which the
+            weights loaded next replace.
+
+    Returns:
+        The recorded unit names found in ``model`` (masked here, or ER
+        layers already).
     """
-    from keras_er.layers.attach import attach_mask, can_attach
-
-    masked = {
-        unit_name(layer): layer
-        for layer in iter_maskable(model) if is_er_layer(layer)
-    }
-    for layer in iter_maskable(new_model):
-        source = masked.get(unit_name(layer))
-        if source is None or not can_attach(layer):
+    found = set()
+    for layer in iter_maskable(model):
+        name = unit_name(layer)
+        options = recorded.get(name)
+        if options is None:
             continue
-        attach_mask(
-            layer, keras.ops.convert_to_numpy(source.mask),
-            density=source.density, sampling=source.sampling,
-            flow=source.flow, mask_dtype=source.mask_dtype,
-            flow_edges_added=source.flow_edges_added,
+        found.add(name)
+        if not can_attach(layer):
+            continue  # Rebuilt as an ER layer from the config.
+        mask = (
+            masks[name] if masks is not None
+            else np.zeros(kernel_variable(layer).shape, dtype=bool)
         )
-        if source.reparameterization is not None:
+        attach_mask(
+            layer, mask, density=options["density"],
+            sampling=options["sampling"], flow=options["flow"],
+            mask_dtype=options["mask_dtype"],
+            flow_edges_added=options.get("flow_edges_added", 0),
+        )
+        if options.get("reparameterization") is not None:
             layer.set_reparameterization(
                 keras.saving.deserialize_keras_object(
-                    keras.saving.serialize_keras_object(
-                        source.reparameterization
-                    )
+                    options["reparameterization"]
                 )
             )
+    return found
 
 
 def plain_clone(layer):

@@ -9,9 +9,8 @@ import zipfile
 import keras
 import numpy as np
 
-from keras_er.layers.attach import attach_mask, can_attach
 from keras_er.layers.masked_kernel import ER_CONFIG_ENTRY
-from keras_er.model_walk import iter_maskable, kernel_variable, unit_name
+from keras_er.model_walk import attach_recorded
 
 _CONFIG_FILE = "config.json"
 _WEIGHTS_FILE = "model.weights.h5"
@@ -148,26 +147,7 @@ def _needs_reattach(saved, config):
 
 def _reattach(model, saved, filepath):
     """Masks the plain layers of ``model`` that ``saved`` names."""
-    found = set()
-    for layer in iter_maskable(model):
-        name = unit_name(layer)
-        options = saved.get(name)
-        if options is None:
-            continue
-        found.add(name)
-        if not can_attach(layer):
-            continue  # Rebuilt as an ER layer from the config.
-        attach_mask(
-            layer, np.zeros(kernel_variable(layer).shape, dtype=bool),
-            density=options["density"], sampling=options["sampling"],
-            flow=options["flow"], mask_dtype=options["mask_dtype"],
-        )
-        if options.get("reparameterization") is not None:
-            layer.set_reparameterization(
-                keras.saving.deserialize_keras_object(
-                    options["reparameterization"]
-                )
-            )
+    found = attach_recorded(model, saved)
     missing = sorted(set(saved) - found)
     if missing:
         raise ValueError(

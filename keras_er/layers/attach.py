@@ -29,8 +29,7 @@ PROTOCOL_METHOD = "maskable_kernels"
 # Attributes the ER mixin adds to a layer; removed again by `detach_mask`.
 _ER_ATTRIBUTES = (
     "density", "seed", "sampling", "flow", "mask_dtype", "_initial_mask",
-    "_initial_values", "_built_from_values", "flow_edges_added",
-    "reparameterization", "_reparam_attributes",
+    "flow_edges_added", "reparameterization", "_reparam_attributes",
     "_pending_reparameterization", "_user_kernel_constraint", "_projection",
     "_step_mask",
 )
@@ -254,6 +253,19 @@ def attach_mask(
     return layer
 
 
+def positive_zeros(kernel):
+    """``kernel`` as a new numpy array, every -0.0 replaced by +0.0.
+
+    ``kernel * mask`` leaves -0.0 wherever a negative weight was masked. Its
+    sign bit breaks the runs of zero bytes that gzip compresses: LeNet-300-100
+    at density 0.1 gzips to 0.15x of the dense size with +0.0, 0.19x with
+    -0.0 (see docs/export.md). The outputs are equal.
+    """
+    kernel = np.array(kernel)  # A writable copy (JAX arrays are read-only).
+    kernel[kernel == 0] = 0
+    return kernel
+
+
 def detach_mask(layer):
     """Turns an ER layer back into its plain Keras layer, in place.
 
@@ -270,8 +282,7 @@ def detach_mask(layer):
     er_class = type(layer)
     declared_base = getattr(er_class, "_er_base_class", None)
     plain_class = declared_base or KERAS_LAYER_FOR[er_class]
-    kernel = np.array(keras.ops.convert_to_numpy(layer.kernel))  # Writable.
-    kernel[kernel == 0] = 0  # -0.0 breaks gzip's runs of zero bytes.
+    kernel = positive_zeros(keras.ops.convert_to_numpy(layer.kernel))
     if layer.reparameterization is not None:
         layer.set_reparameterization(None)
     variable = layer._kernel

@@ -20,9 +20,7 @@ optimizer, since Keras copies EMA averages into the weights at the end of
 ``fit`` without running the projection.
 """
 
-import contextlib
 import functools
-import inspect
 import json
 
 import keras
@@ -72,42 +70,6 @@ def _jax_tracer_error():
     import jax
 
     return jax.errors.UnexpectedTracerError
-
-
-@contextlib.contextmanager
-def _variables_from(layer, values):
-    """Makes the base layer's build create its variables from ``values``.
-
-    The i-th `add_weight` call of the build gets an initializer returning
-    ``values[i]`` when the shapes match. No random initialization runs and
-    no copy is needed afterwards (`keras_er.sparsify` hands each layer its
-    final, masked weights this way). Yields a dict whose ``"all"`` entry says
-    whether every variable came from ``values``.
-    """
-    remaining = list(values)
-    report = {"all": True}
-    original = layer.add_weight
-    signature = inspect.signature(original)
-
-    def add_weight(*args, **kwargs):
-        bound = signature.bind(*args, **kwargs)
-        value = remaining.pop(0) if remaining else None
-        shape = bound.arguments.get("shape")
-        if value is None or shape is None or tuple(shape) != value.shape:
-            report["all"] = False
-            return original(*args, **kwargs)
-        bound.arguments["initializer"] = (
-            lambda shape, dtype=None: ops.cast(value, dtype)
-        )
-        return original(*bound.args, **bound.kwargs)
-
-    # An instance attribute shadows the method during build only.
-    layer.__dict__["add_weight"] = add_weight
-    try:
-        yield report
-    finally:
-        del layer.__dict__["add_weight"]
-        report["all"] = report["all"] and not remaining
 
 
 @functools.lru_cache(maxsize=None)
@@ -198,13 +160,10 @@ class MaskedKernelMixin(StripFirstMixin):
         self.sampling = masks_lib.check_sampling(sampling)
         self.flow = masks_lib.check_flow(flow)
         self.mask_dtype = masks_lib.check_mask_dtype(mask_dtype)
-        # `keras_er.sparsify` draws all masks up front and hands each layer
-        # its own here, so that build does not draw one only to replace it.
+        # A mask drawn elsewhere (`keras_er.sparsify` draws all masks up
+        # front; a composite layer hands each role its own), so that build
+        # does not draw one only to replace it.
         self._initial_mask = None
-        # And, optionally, the final (masked) values of the base layer's
-        # variables, in creation order (kernel, bias).
-        self._initial_values = None
-        self._built_from_values = False
         self.flow_edges_added = 0
         # JAX: the mask value the last forward pass read (see `_project`).
         self._step_mask = None
@@ -237,13 +196,7 @@ class MaskedKernelMixin(StripFirstMixin):
         # The Keras base layer creates `_kernel` (some bases assign
         # `self.kernel`, which the setter below stores as `_kernel`); the
         # mask comes right after it.
-        values, self._initial_values = self._initial_values, None
-        if values is None:
-            super().build(input_shape)
-        else:
-            with _variables_from(self, values) as report:
-                super().build(input_shape)
-            self._built_from_values = report["all"]
+        super().build(input_shape)
         self._build_mask()
 
     def get_config(self):
@@ -278,8 +231,7 @@ class MaskedKernelMixin(StripFirstMixin):
             regularizer = regularizer.user_regularizer
         if regularizer is not None:
             self._kernel.regularizer = _MaskedRegularizer(self, regularizer)
-        if not self._built_from_values:  # Given values are already masked.
-            self.apply_mask()
+        self.apply_mask()
         pending, self._pending_reparameterization = (
             getattr(self, "_pending_reparameterization", None),
             None,
@@ -498,6 +450,7 @@ class MaskedKernelMixin(StripFirstMixin):
         config.pop("seed")
         config["unit"] = getattr(self, "_er_unit_name", None) or self.name
         config["class_name"] = type(self).__name__
+        config["flow_edges_added"] = int(self.flow_edges_added)
         return config
 
     def _compact_encoding(self):
