@@ -22,6 +22,7 @@ Usage, from the repository root:
 
 import dataclasses
 import json
+import sys
 
 from absl import app, flags
 
@@ -203,17 +204,21 @@ def config_from_flags(experiment):
     return experiment.Config(**values)
 
 
+def _usage_error(message):
+    """Exits with one line on stderr (absl's UsageError prints every flag)."""
+    sys.exit(f"train.py: error: {message} (see --helpfull for every flag)")
+
+
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+        _usage_error(f"unexpected arguments {argv[1:]}")
     from keras_er.research import experiment
 
     config = config_from_flags(experiment)
     try:
         config.validate()
     except ValueError as error:
-        # Bad settings: one readable line, no traceback.
-        raise app.UsageError(str(error)) from error
+        _usage_error(error)
     results = experiment.run_experiment(config)
     # Last line on stdout, for scripts that collect results.
     print(json.dumps(results), flush=True)

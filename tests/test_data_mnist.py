@@ -163,6 +163,19 @@ def test_load_mnist_auto_never_touches_network(
     assert no_network == []
 
 
+def test_load_mnist_auto_logs_no_tfds_warnings(tmp_path, monkeypatch, caplog):
+    # No prepared TFDS copy (an empty TFDS_DATA_DIR): "auto" reads the idx
+    # files without TFDS' misleading warnings ("no dataset_info.json",
+    # "download_and_prepare"), which it used to print on every load.
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+    (tmp_path / "mnist" / "3.0.1").mkdir(parents=True)  # An unprepared one.
+    with caplog.at_level(logging.DEBUG):
+        (_, y_train), _ = load_mnist()
+    assert len(y_train) == 60000
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == [], [r.getMessage() for r in warnings]
+
+
 def test_load_mnist_tfds_unprepared_raises_offline(no_network, tmp_path):
     with pytest.raises(FileNotFoundError, match="source='idx'"):
         load_mnist(data_dir=tmp_path, source="tfds")

@@ -144,7 +144,7 @@ def test_lora_and_quantization_point_to_strip():
         keras_er.EREmbedding(VOCAB, DIM, lora_rank=2)
     layer = keras_er.EREmbedding(VOCAB, DIM, density=0.5, seed=0)
     layer.build()
-    with pytest.raises(NotImplementedError, match="strip"):
+    with pytest.raises(ValueError, match="strip"):
         layer.quantize("int8")
 
 

@@ -161,7 +161,7 @@ def test_set_mask_zeroes_the_kernel_outside_and_validates():
 def test_quantize_and_lora_point_to_strip():
     layer = keras_er.ERDense(3, density=0.5)
     layer.build((None, 4))
-    with pytest.raises(NotImplementedError, match="keras_er.strip"):
+    with pytest.raises(ValueError, match="keras_er.strip"):
         layer.quantize("int8")
     with pytest.raises(NotImplementedError, match="keras_er.strip"):
         layer.enable_lora(2)

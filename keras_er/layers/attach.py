@@ -10,7 +10,9 @@ can replace: the Dense and EinsumDense layers inside keras-hub blocks and
 other custom layers.
 """
 
+import functools
 import json
+import types
 
 import keras
 import numpy as np
@@ -199,6 +201,35 @@ def _load_declared(self, store):
     self._notify_mask_changed()
 
 
+def _rebind_quantize(layer):
+    """Points the layer's ``quantize`` at the method of its new class.
+
+    Keras binds ``quantize`` on each instance (`Layer.__new__` wraps the
+    method of the class the layer was created with, adding argument checks
+    and tracker unlocking). After a class swap that wrapper would still call
+    the old class's method: ``Model.quantize`` would then quantize an ER
+    layer as a plain one, or refuse a stripped one. The same wrapper code is
+    re-bound to the new class's method; if Keras' wrapper ever changes shape,
+    the instance attribute is dropped and the class method is called as is.
+    """
+    state = vars(layer)
+    wrapper = state.get("quantize")
+    if wrapper is None:
+        return
+    method = type(layer).quantize.__get__(layer)
+    code = getattr(wrapper, "__code__", None)
+    cells = {"obj": layer, "original_quantize_method": method}
+    if code is None or set(code.co_freevars) != set(cells):
+        state.pop("quantize")
+        return
+    closure = tuple(types.CellType(cells[name]) for name in code.co_freevars)
+    rebound = types.FunctionType(
+        code, wrapper.__globals__, wrapper.__name__, wrapper.__defaults__,
+        closure,
+    )
+    state["quantize"] = functools.wraps(method)(rebound)
+
+
 def attach_mask(
     layer, mask, *, density, sampling="bernoulli", flow="addition",
     mask_dtype="bool", kernel=None, flow_edges_added=0,
@@ -243,6 +274,7 @@ def attach_mask(
             # the ER class reads it as `_kernel` and serves `kernel` masked.
             state["_kernel"] = state.pop("kernel")
     _set_class(layer, er_class)
+    _rebind_quantize(layer)
     layer._init_mask_options(density, None, sampling, flow, None, mask_dtype)
     layer._initial_mask = np.asarray(mask)
     if kernel is not None:
@@ -302,6 +334,7 @@ def detach_mask(layer):
         if name not in tracked:
             state.pop(name, None)
     _set_class(layer, plain_class)
+    _rebind_quantize(layer)
     if declared_base is None and (
         not _base_has_kernel_property(er_class) and "_kernel" in state
     ):

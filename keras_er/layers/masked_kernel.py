@@ -89,10 +89,17 @@ class StripFirstMixin:
     """Quantization and LoRA refuse masked layers and point to `strip`."""
 
     def quantize(self, mode=None, **kwargs):
-        raise NotImplementedError(
-            f"{type(self).__name__} cannot be quantized directly. Call "
-            "`keras_er.strip(model)` to get plain Keras layers with the "
-            "sparse weights, then quantize that model."
+        # A ValueError, not NotImplementedError: `Model.quantize` turns the
+        # latter into a warning and quantizes the other layers, leaving a
+        # half-quantized model whose masked layers stay float.
+        raise ValueError(
+            f"{type(self).__name__} {self.name!r} cannot be quantized with "
+            "its mask. Fix: quantize the stripped model, "
+            "`keras_er.strip(model).quantize(mode)` (plain Keras layers with "
+            "the sparse weights; zeros stay zero), or export a quantized "
+            "TFLite file with keras_er.export(model, 'm.tflite', "
+            "format='tflite', quantize=...). `model.quantize` may have "
+            "quantized the layers before this one already."
         )
 
     def enable_lora(self, *args, **kwargs):

@@ -358,6 +358,15 @@ def _method_callbacks(config, model, train, steps_per_epoch, epochs):
             model, config.imp_target_density, config.imp_prune_fraction
         ))
         per_cycle = config.imp_epochs_per_cycle or max(1, epochs // cycles)
+        if config.imp_epochs_per_cycle is None and per_cycle * cycles != epochs:
+            # IMP trains whole cycles: say so rather than train another
+            # number of epochs than asked without a word.
+            logger.warning(
+                "IMP: %d cycles of %d epochs = %d epochs, not epochs=%d "
+                "(not a multiple of the cycles). Set epochs to a multiple of "
+                "%d or imp_epochs_per_cycle to choose.",
+                cycles, per_cycle, cycles * per_cycle, epochs, cycles, cycles,
+            )
         rewind = config.imp_rewind
         if isinstance(rewind, str) and rewind.isdigit():
             rewind = int(rewind)

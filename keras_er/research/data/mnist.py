@@ -227,7 +227,28 @@ def _load_idx(data_dir):
     return tuple(splits)
 
 
+def _tfds_prepared(data_dir):
+    """Whether a TFDS data dir holds a prepared ``mnist`` (any version).
+
+    Checked before TFDS is asked, because TFDS logs misleading warnings
+    ("has no dataset_info.json", "call download_and_prepare") when it
+    finds none, although the idx fallback then loads MNIST fine.
+    """
+    if data_dir is None:
+        data_dir = os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
+    root = pathlib.Path(os.fspath(data_dir)).expanduser() / "mnist"
+    return any(root.glob("*/dataset_info.json"))
+
+
 def _load_tfds(data_dir):
+    if not _tfds_prepared(data_dir):
+        raise FileNotFoundError(
+            f"MNIST is not prepared for TFDS in data_dir={data_dir!r} (no "
+            "mnist/<version>/dataset_info.json). Fix: use source='idx' (the "
+            "shipped idx files), or prepare it on a machine with internet "
+            "access with tfds.builder('mnist', data_dir=...)"
+            ".download_and_prepare() and copy that directory here."
+        )
     import tensorflow_datasets as tfds
 
     try:
