@@ -74,3 +74,17 @@ def test_every_page_with_code_is_collected():
         text = page.read_text()
         fences = re.findall(r"^```(\w*)$", text, re.M)
         assert "py" not in fences and "Python" not in fences, page.name
+
+
+@pytest.mark.tf_only
+@pytest.mark.accuracy
+def test_quickstart_accuracy(tmp_path, monkeypatch, capsys):
+    # The README's first block, trained in full as written: the accuracy it
+    # prints (and the README states) must reach 0.95.
+    monkeypatch.chdir(tmp_path)
+    quickstart = python_blocks(ROOT / "README.md")[0]
+    assert "sparse.fit(x, y, epochs=5)" in quickstart
+    exec(compile(quickstart, "README.md, Quickstart", "exec"), {})
+    printed = re.findall(r"^(0\.\d+)$", capsys.readouterr().out, re.M)
+    assert printed, "the Quickstart prints its test accuracy"
+    assert float(printed[-1]) >= 0.95
