@@ -8,10 +8,12 @@ a fresh temporary directory (blocks write files such as ``m.keras``).
 To keep the suite short, ``keras.Model.fit`` is shortened while the blocks
 run (`_short_fit`): at most ``KERAS_ER_DOCS_EPOCHS`` epochs (default 1) of
 at most ``KERAS_ER_DOCS_STEPS`` batches each (default 4). Everything else
-runs as written. Whether the Quickstart reaches the accuracy the README
+runs as written; a block of ``>>>`` lines is run as a doctest, so the
+outputs it shows are checked too. Whether the Quickstart reaches the accuracy the README
 states, trained in full, is checked by `test_quickstart_accuracy`.
 """
 
+import doctest
 import os
 import pathlib
 import re
@@ -59,12 +61,25 @@ def test_page_blocks_run(page, tmp_path, monkeypatch):
     namespace = {"__name__": "__docs__"}
     for index, block in enumerate(python_blocks(page)):
         where = f"{page.name}, block {index + 1}"
+        if block.lstrip().startswith(">>>"):
+            _run_doctest(block, namespace, where)
+            continue
         try:
             exec(compile(block, where, "exec"), namespace)
         except Exception as error:
             raise AssertionError(
                 f"{where} fails as written:\n{block}\n{error!r}"
             ) from error
+
+
+def _run_doctest(block, namespace, where):
+    # A `>>>` block shows outputs: they must be what the code prints.
+    test = doctest.DocTestParser().get_doctest(
+        block, namespace, where, where, 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    report = []
+    runner.run(test, out=report.append)
+    assert runner.failures == 0, "".join(report)
 
 
 def test_every_page_with_code_is_collected():
