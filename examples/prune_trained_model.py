@@ -163,7 +163,11 @@ def run_keras_er(directory):
         "pruned_tflite": os.path.join(directory, "pruned.tflite"),
         "pruned_int8_tflite": os.path.join(directory, "pruned_int8.tflite"),
     }
-    dense.save_weights(paths["dense_weights"])
+    # Keras 3 also writes a compiled model's optimizer state into its
+    # weights file (tf_keras does not): save an uncompiled copy.
+    weights_only = keras.models.clone_model(dense)
+    weights_only.set_weights(dense.get_weights())
+    weights_only.save_weights(paths["dense_weights"])
     stripped.save_weights(paths["pruned_weights"])
     keras_er.export(model, paths["pruned_tflite"], format="tflite")
     keras_er.export(model, paths["pruned_int8_tflite"], format="tflite",
