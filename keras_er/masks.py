@@ -39,16 +39,39 @@ MASK_DTYPES = ("bool", "uint8", "float32")
 _MAX_REDRAWS = 100
 
 
+def parse_n_m(sampling):
+    """``(n, m)`` of an N:M sampling mode such as ``"2:4"``, else None."""
+    if not isinstance(sampling, str) or sampling.count(":") != 1:
+        return None
+    n, m = sampling.split(":")
+    if not (n.strip().isdigit() and m.strip().isdigit()):
+        return None
+    n, m = int(n), int(m)
+    if not 1 <= n <= m:
+        raise ValueError(
+            f"sampling={sampling!r}: an N:M pattern keeps N of every M "
+            "weights and needs 1 <= N <= M, e.g. '2:4'."
+        )
+    return n, m
+
+
 def check_sampling(sampling):
     """Raises ValueError unless ``sampling`` is a known sampling mode.
+
+    The modes are ``"bernoulli"``, ``"exact"`` and N:M patterns such as
+    ``"2:4"`` (see `draw_mask`).
 
     Example:
 
     >>> keras_er.masks.check_sampling("exact")
+    'exact'
+    >>> keras_er.masks.check_sampling("2:4")
+    '2:4'
     """
-    if sampling not in SAMPLING_MODES:
+    if sampling not in SAMPLING_MODES and parse_n_m(sampling) is None:
         raise ValueError(
-            f"sampling must be one of {SAMPLING_MODES}, got {sampling!r}."
+            f"sampling must be one of {SAMPLING_MODES} or an N:M pattern "
+            f"such as '2:4', got {sampling!r}."
         )
     return sampling
 
@@ -134,7 +157,7 @@ def layer_rng(seed, index):
     return np.random.default_rng([int(seed), int(index)])
 
 
-def draw_mask(shape, density, rng, sampling="bernoulli"):
+def draw_mask(shape, density, rng, sampling="bernoulli", axes=None):
     """Draws one random 0/1 mask.
 
     Args:
@@ -145,7 +168,12 @@ def draw_mask(shape, density, rng, sampling="bernoulli"):
         sampling: ``"bernoulli"`` keeps each entry independently with
             probability ``density`` (the paper's ER definition);
             ``"exact"`` keeps exactly ``max(1, round(density * N))`` entries
-            chosen uniformly without replacement.
+            chosen uniformly without replacement; ``"N:M"`` (e.g. ``"2:4"``,
+            the structured sparsity of GPU sparse tensor cores) keeps ``N``
+            random entries of every ``M`` consecutive inputs of each output
+            unit, and needs ``density == N / M`` (see `draw_n_m_mask`).
+        axes: ``(in_axes, out_axes)`` of the kernel's units, for N:M groups
+            (default: the last two axes, as for Dense and Conv kernels).
 
     Returns:
         A ``float32`` NumPy array of 0s and 1s with the given shape.
@@ -160,6 +188,17 @@ def draw_mask(shape, density, rng, sampling="bernoulli"):
     check_sampling(sampling)
     check_rng(rng)
     shape = check_shape(shape)
+    n_m = parse_n_m(sampling)
+    if n_m is not None:
+        n, m = n_m
+        if abs(density - n / m) > 1e-6:
+            raise ValueError(
+                f"sampling={sampling!r} keeps {n} of every {m} weights, a "
+                f"density of {n / m:g} in every layer, but this layer's "
+                f"density is {density:g}. Fix: ratio='uniform', "
+                f"density={n / m:g}."
+            )
+        return draw_n_m_mask(shape, n, m, rng, axes)
     size = int(np.prod(shape))
     if density == 1.0:
         return np.ones(shape, dtype=np.float32)
@@ -174,6 +213,62 @@ def draw_mask(shape, density, rng, sampling="bernoulli"):
 
 
 DEFAULT_AXES = ((-2,), (-1,))
+
+
+def draw_n_m_mask(shape, n, m, rng, axes=None):
+    """A random N:M mask: ``n`` of every ``m`` consecutive inputs per output.
+
+    For every output unit (and kernel position, e.g. each of a convolution's
+    ``kh x kw`` taps), the input units are cut into groups of ``m``
+    consecutive ones, and ``n`` entries of each group are kept, uniformly at
+    random: the pattern that sparse tensor cores (2:4) and
+    tensorflow-model-optimization's ``sparsity_m_by_n`` use. A last, shorter
+    group of ``r`` inputs keeps ``max(1, round(n * r / m))``. Every output
+    unit keeps inputs, so flow preservation is not needed (and would break
+    the pattern).
+
+    Args:
+        shape: Kernel shape.
+        n: Entries kept per group.
+        m: Group size.
+        rng: A ``numpy.random.Generator``.
+        axes: ``(in_axes, out_axes)`` (default: the last two axes).
+
+    Returns:
+        A ``float32`` NumPy array of 0s and 1s.
+
+    Example:
+
+    >>> mask = keras_er.masks.draw_n_m_mask(
+    ...     (8, 3), 2, 4, numpy.random.default_rng(0))
+    >>> mask.reshape(2, 4, 3).sum(axis=1).tolist()
+    [[2.0, 2.0, 2.0], [2.0, 2.0, 2.0]]
+    """
+    shape = check_shape(shape)
+    empty = np.zeros(shape, dtype=np.float32)
+    view, layout = _to_units(empty, axes)
+    positions, n_in, n_out = view.shape
+    for start in range(0, n_in, m):
+        size = min(m, n_in - start)
+        keep = n if size == m else min(size, max(1, round(n * size / m)))
+        ranks = np.argsort(
+            np.argsort(rng.random((positions, size, n_out)), axis=1), axis=1
+        )
+        view[:, start:start + size, :] = ranks < keep
+    return _from_units(view, layout).astype(np.float32)
+
+
+def draw_layer_mask(shape, density, rng, sampling="bernoulli",
+                    flow="addition", axes=None):
+    """`draw_mask`, then `preserve_flow` (not for N:M patterns).
+
+    Returns:
+        ``(mask, edges_added)``.
+    """
+    mask = draw_mask(shape, density, rng, sampling, axes)
+    if parse_n_m(sampling) is not None:
+        return mask, 0
+    return preserve_flow(mask, density, rng, flow, axes=axes)
 
 
 def _check_axes(ndim, axes):
@@ -323,9 +418,10 @@ def draw_masks(
         densities: One density per layer (e.g. from ``keras_er.ratios``).
         seed: Integer seed; layer ``i`` uses
             ``numpy.random.default_rng([seed, i])``.
-        sampling: ``"bernoulli"`` or ``"exact"`` (see ``draw_mask``).
+        sampling: ``"bernoulli"``, ``"exact"`` or ``"N:M"`` (see
+            ``draw_mask``).
         flow: ``"addition"``, ``"rejection"`` or ``None`` (see
-            ``preserve_flow``).
+            ``preserve_flow``; N:M masks need none).
 
     Returns:
         ``(masks, edges_added)``: two lists, one entry per layer.
@@ -353,10 +449,9 @@ def draw_masks(
     check_flow(flow)
     masks, added = [], []
     for index, (shape, density) in enumerate(zip(shapes, densities)):
-        rng = layer_rng(seed, index)
-        mask = draw_mask(shape, density, rng, sampling)
-        mask, edges = preserve_flow(
-            mask, density, rng, flow, axes=getattr(shape, "axes", None)
+        mask, edges = draw_layer_mask(
+            shape, density, layer_rng(seed, index), sampling, flow,
+            axes=getattr(shape, "axes", None),
         )
         masks.append(mask)
         added.append(edges)

@@ -174,7 +174,10 @@ def sparsify(
             back from ``sparsify_report["seed"]``).
         sampling: ``"bernoulli"`` keeps each entry with probability ``p_l``
             (the paper's ER definition); ``"exact"`` keeps exactly
-            ``max(1, round(p_l N_l))`` entries per layer.
+            ``max(1, round(p_l N_l))`` entries per layer; ``"N:M"``, e.g.
+            ``"2:4"``, keeps ``N`` random entries of every ``M``
+            consecutive inputs of each output unit (structured sparsity,
+            with ``ratio="uniform", density=N/M``; no flow repair needed).
         flow: ``"addition"`` (default), ``"rejection"`` or ``None``: make
             sure no unit is left with zero in- or out-degree (paper,
             appendix A.1; see `keras_er.masks.preserve_flow`).

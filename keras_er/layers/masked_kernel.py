@@ -192,10 +192,9 @@ class MaskedKernelMixin(StripFirstMixin):
                 )
             self._initial_mask = None
             return mask
-        rng = np.random.default_rng(self.seed)
-        mask = masks_lib.draw_mask(shape, self.density, rng, self.sampling)
-        mask, self.flow_edges_added = masks_lib.preserve_flow(
-            mask, self.density, rng, self.flow, axes=self.unit_axes
+        mask, self.flow_edges_added = masks_lib.draw_layer_mask(
+            shape, self.density, np.random.default_rng(self.seed),
+            self.sampling, self.flow, axes=self.unit_axes,
         )
         return mask
 
