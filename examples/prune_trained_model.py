@@ -223,7 +223,9 @@ def run_tfmot(directory):
         "pruned_tflite": os.path.join(directory, "pruned.tflite"),
         "pruned_int8_tflite": os.path.join(directory, "pruned_int8.tflite"),
     }
-    dense.save_weights(paths["dense_weights"])
+    weights_only = keras.models.clone_model(dense)  # without optimizer state
+    weights_only.set_weights(dense.get_weights())
+    weights_only.save_weights(paths["dense_weights"])
     stripped.save_weights(paths["pruned_weights"])
     for name, optimizations in (
         ("pruned_tflite", [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]),
