@@ -2,11 +2,8 @@
 
 import keras
 
-from keras_er.layers.recurrent import MaskedCellMixin, MaskedRecurrentMixin
+from keras_er.layers.recurrent import MaskedRecurrentMixin
 
-
-class _MaskedGRUCell(MaskedCellMixin, keras.layers.GRUCell):
-    """`GRUCell` reading its kernels and biases from `ERGRU`'s units."""
 
 
 @keras.saving.register_keras_serializable(package="keras_er")
@@ -47,5 +44,4 @@ class ERGRU(MaskedRecurrentMixin, keras.layers.GRU):
     ```
     """
 
-    CELL = _MaskedGRUCell
     GATES = 3

@@ -2,11 +2,8 @@
 
 import keras
 
-from keras_er.layers.recurrent import MaskedCellMixin, MaskedRecurrentMixin
+from keras_er.layers.recurrent import MaskedRecurrentMixin
 
-
-class _MaskedLSTMCell(MaskedCellMixin, keras.layers.LSTMCell):
-    """`LSTMCell` reading its kernels and bias from `ERLSTM`'s units."""
 
 
 @keras.saving.register_keras_serializable(package="keras_er")
@@ -45,5 +42,4 @@ class ERLSTM(MaskedRecurrentMixin, keras.layers.LSTM):
     ```
     """
 
-    CELL = _MaskedLSTMCell
     GATES = 4

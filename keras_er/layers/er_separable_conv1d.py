@@ -2,8 +2,6 @@
 
 import keras
 
-from keras_er.layers.er_conv1d import ERConv1D
-from keras_er.layers.er_depthwise_conv1d import ERDepthwiseConv1D
 from keras_er.layers.separable import MaskedSeparableMixin
 
 
@@ -53,8 +51,6 @@ class ERSeparableConv1D(MaskedSeparableMixin, keras.layers.SeparableConv1D):
     ```
     """
 
-    DEPTHWISE = (ERDepthwiseConv1D, keras.layers.DepthwiseConv1D)
-    POINTWISE = (ERConv1D, keras.layers.Conv1D)
 
     def __init__(
         self,
@@ -68,7 +64,7 @@ class ERSeparableConv1D(MaskedSeparableMixin, keras.layers.SeparableConv1D):
         mask_dtype="bool",
         **kwargs,
     ):
-        self._init_composite_options(
+        self._init_multi_options(
             density, seed, sampling, flow, reparameterization,
             mask_dtype,
         )

@@ -2,8 +2,6 @@
 
 import keras
 
-from keras_er.layers.er_conv2d import ERConv2D
-from keras_er.layers.er_depthwise_conv2d import ERDepthwiseConv2D
 from keras_er.layers.separable import MaskedSeparableMixin
 
 
@@ -53,8 +51,6 @@ class ERSeparableConv2D(MaskedSeparableMixin, keras.layers.SeparableConv2D):
     ```
     """
 
-    DEPTHWISE = (ERDepthwiseConv2D, keras.layers.DepthwiseConv2D)
-    POINTWISE = (ERConv2D, keras.layers.Conv2D)
 
     def __init__(
         self,
@@ -68,7 +64,7 @@ class ERSeparableConv2D(MaskedSeparableMixin, keras.layers.SeparableConv2D):
         mask_dtype="bool",
         **kwargs,
     ):
-        self._init_composite_options(
+        self._init_multi_options(
             density, seed, sampling, flow, reparameterization,
             mask_dtype,
         )

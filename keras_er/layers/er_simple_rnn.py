@@ -2,11 +2,8 @@
 
 import keras
 
-from keras_er.layers.recurrent import MaskedCellMixin, MaskedRecurrentMixin
+from keras_er.layers.recurrent import MaskedRecurrentMixin
 
-
-class _MaskedSimpleRNNCell(MaskedCellMixin, keras.layers.SimpleRNNCell):
-    """`SimpleRNNCell` reading its kernels and bias from `ERSimpleRNN`'s units."""
 
 
 @keras.saving.register_keras_serializable(package="keras_er")
@@ -45,5 +42,4 @@ class ERSimpleRNN(MaskedRecurrentMixin, keras.layers.SimpleRNN):
     ```
     """
 
-    CELL = _MaskedSimpleRNNCell
     GATES = 1
