@@ -198,7 +198,7 @@ class KernelSlot:
         self.unit_axes = unit_axes
 
     def __getattr__(self, name):
-        if name.startswith("__") or name == "holder":
+        if name.startswith("__") or name in ("holder", "maskable_kernels"):
             raise AttributeError(name)
         return getattr(self.holder, name)
 

@@ -124,13 +124,16 @@ def sparsify(
     (`ERDense`, ...), with one more variable ``<layer path>/mask``; names
     and variable paths do not change, so a `keras.distribution.LayoutMap`
     or a path-keyed checkpoint keeps matching. SeparableConv1D/2D and
-    SimpleRNN/LSTM/GRU layers that a model holds become `ERSeparableConv1D`
-    /2D, `ERSimpleRNN`, `ERLSTM`, `ERGRU`, which mask each kernel (named
-    ``"<layer>-<role>"``). Kernel entries outside the masks are set to
-    zero. Biases and normalization layers are never masked. Layers with
-    weight matrices keras_er cannot mask (keras-hub's ReversibleEmbedding,
-    ConvLSTM, custom layers with raw weights, an LSTM inside Bidirectional)
-    stay dense and do not count towards the density; with ``layers=None``
+    SimpleRNN/LSTM/GRU layers, wherever they sit (inside Bidirectional,
+    TimeDistributed or custom layers too), become `ERSeparableConv1D`/2D,
+    `ERSimpleRNN`, `ERLSTM`, `ERGRU` in place, with one mask per kernel
+    beside it (``sep/depthwise_kernel_mask``; units named
+    ``"<layer>-<role>"``), as do custom layers that declare several kernels
+    (see `keras_er.layers.multi_kernel`). Kernel entries outside the masks
+    are set to zero. Biases and normalization layers are never masked.
+    Layers with weight matrices keras_er cannot mask (keras-hub's
+    ReversibleEmbedding, ConvLSTM, custom layers with undeclared raw
+    weights) stay dense and do not count towards the density; with ``layers=None``
     a warning names them.
 
     Each maskable kernel has a *unit name*, the key of `get_masks`, of
@@ -184,11 +187,8 @@ def sparsify(
             (from the current, already sparse weights: entries outside the
             old masks stay zero) instead of raising.
         in_place: Change ``model`` itself and return it: its layers are
-            masked where they are (SeparableConv and recurrent layers of a
-            subclassed model are swapped in the attributes that hold them;
-            in a Sequential or Functional model they need a copy). Call it
-            before ``compile`` (or compile again): the optimizer must see
-            the new variables.
+            masked where they are. Call it before ``compile`` (or compile
+            again): the optimizer must see the new variables.
         mask_dtype: dtype of the mask variables: ``"bool"`` (default),
             ``"uint8"`` or ``"float32"``. 1-byte masks take a quarter of the
             memory of float32 ones at the same step time (measured in
@@ -201,9 +201,8 @@ def sparsify(
 
     Raises:
         ValueError: For bad arguments, a model without maskable layers, an
-            already sparsified model (without ``redraw=True``), a model that
-            cannot be copied (without ``in_place=True``), or a SeparableConv
-            or recurrent layer that cannot be swapped where it sits.
+            already sparsified model (without ``redraw=True``), or a model
+            that cannot be copied (without ``in_place=True``).
 
     Example:
 

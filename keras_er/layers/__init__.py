@@ -118,6 +118,7 @@ __all__ = [
     "ERSimpleRNN",
     "EdgePopupScores",
     "KernelReparameterization",
+    "KernelUnit",
     "SoftThreshold",
     "ER_LAYER_FOR",
     "KERAS_LAYER_FOR",
