@@ -13,9 +13,10 @@ from keras_er.model_walk import iter_maskable, unit_name
 def er_layers(model):
     """The ER layers of ``model`` (nested models included), forward order.
 
-    A layer with several masked kernels (`ERSeparableConv1D/2D`,
-    `ERMultiHeadAttention`) contributes one ER sublayer per kernel, named
-    ``"<layer>-<role>"``.
+    A layer with several masked kernels (`ERSeparableConv1D/2D`, the ER
+    recurrent layers, custom layers declaring several kernels) contributes
+    one `KernelUnit` per kernel (`ERMultiHeadAttention` one ER sublayer),
+    named ``"<layer>-<role>"``.
 
     Args:
         model: A Keras model.

@@ -1,11 +1,12 @@
 """Finding maskable layers in a model and cloning a model layer by layer.
 
 The unit of masking is one kernel. Most layers have one; a
-`SeparableConv1D/2D` or `MultiHeadAttention` has several, each a *role*. In a
-sparsified model every role is an ER sublayer (``"<layer>-<role>"``); in a
-plain model `iter_maskable` yields a `KernelSlot` for it, a light view that
-looks like a layer (``name``, ``_kernel``, ``kernel``, ``bias``) to the
-ratio, scoring and summary code.
+`SeparableConv1D/2D`, a recurrent layer or a custom layer declaring several
+kernels has several, each a *role*, named ``"<layer>-<role>"``. In a
+sparsified model every masked role is a `KernelUnit` (a view with the ER
+layer interface, see `keras_er.layers.multi_kernel`); a role without a mask
+is a `KernelSlot`, a light view that looks like a layer (``name``,
+``_kernel``, ``kernel``, ``bias``) to the ratio, scoring and summary code.
 """
 
 import keras
@@ -14,11 +15,19 @@ import numpy as np
 from keras_er.layers import (
     ER_LAYER_FOR,
     is_composite_type,
-    is_er_composite,
     is_er_layer,
+    is_er_sublayer_composite,
 )
 from keras_er.layers.attach import attach_mask, can_attach, declared_kernels
 from keras_er.layers.composite import role_name
+from keras_er.layers.multi_kernel import (
+    MultiKernelOwnerMixin,
+    _units,
+    attach_units,
+    custom_kernel_specs,
+    is_multi_owner,
+    owner_er_units,
+)
 from keras_er.masks import DEFAULT_AXES
 from keras_er.ratios import KernelShape
 
@@ -71,7 +80,8 @@ def walk_layers(model, containers=False):
                 yield from walk(layer, "")
             elif (
                 _children(layer)
-                and not is_er_composite(layer)
+                and not is_er_sublayer_composite(layer)
+                and not isinstance(layer, MultiKernelOwnerMixin)
                 and not is_composite_type(type(layer))
             ):
                 if containers or _declares_kernels(layer):
@@ -85,6 +95,47 @@ def walk_layers(model, containers=False):
 
 def _declares_kernels(layer):
     return declared_kernels(layer) is not None
+
+
+def has_several_kernels(layer):
+    """Whether ``layer`` is (plain or masked) a layer with several kernels
+    masked in place: SeparableConv1D/2D, SimpleRNN/LSTM/GRU (exact types or
+    their ER classes), or a custom layer declaring several kernels."""
+    if is_multi_owner(layer) or (
+        not is_er_sublayer_composite(layer)
+        and is_composite_type(type(layer))
+    ):
+        return True
+    if is_er_layer(layer) or is_er_sublayer_composite(layer):
+        return False
+    declared = declared_kernels(layer)
+    return declared is not None and len(declared) > 1
+
+
+def kernel_specs_of(layer):
+    """``[(role, holder, attribute, unit axes, bias attribute)]`` of a layer
+    with several kernels (see `has_several_kernels`)."""
+    if isinstance(layer, MultiKernelOwnerMixin):
+        return type(layer).kernel_specs(layer)
+    er_class = ER_LAYER_FOR.get(type(layer))
+    if er_class is not None and issubclass(er_class, MultiKernelOwnerMixin):
+        return er_class.kernel_specs(layer)
+    return custom_kernel_specs(layer)
+
+
+def _multi_units(layer, name):
+    """The units (masked) and slots (not) of a built multi-kernel layer."""
+    for role, holder, attribute, axes, bias in kernel_specs_of(layer):
+        unit = _units(holder).get(attribute)
+        if unit is None:
+            unit = KernelSlot(
+                layer, role, vars(holder)[attribute],
+                None if bias is None else vars(holder).get(bias), axes,
+                attribute=attribute,
+            )
+        _name_unit(unit, role_name(name, role))
+        object.__setattr__(unit, "_er_owner_name", name)
+        yield unit
 
 
 def iter_layers(model):
@@ -134,7 +185,9 @@ class KernelSlot:
 
     built = True
 
-    def __init__(self, owner, role, kernel, bias, unit_axes, holder=None):
+    def __init__(self, owner, role, kernel, bias, unit_axes, holder=None,
+                 attribute=None):
+        self.attribute = attribute
         self.owner = owner
         self.holder = owner if holder is None else holder
         self.role = role
@@ -145,7 +198,7 @@ class KernelSlot:
         self.unit_axes = unit_axes
 
     def __getattr__(self, name):
-        if name.startswith("__") or name == "holder":
+        if name.startswith("__") or name in ("holder", "maskable_kernels"):
             raise AttributeError(name)
         return getattr(self.holder, name)
 
@@ -165,24 +218,18 @@ def iter_maskable(model):
     name.
     """
     for name, layer, reachable in walk_layers(model):
-        if is_er_composite(layer):
+        if is_er_sublayer_composite(layer):
             if not layer.built:
                 yield layer
                 continue
             for _, unit in layer.er_units():
                 if is_maskable(unit):
                     yield unit
-        elif is_composite_type(type(layer)):
-            if not reachable:
-                continue  # Left dense; `sparsify` warns about it.
+        elif has_several_kernels(layer):
             if not layer.built:
                 yield layer
                 continue
-            er_class = ER_LAYER_FOR[type(layer)]
-            for role, kernel, bias, axes, holder in er_class.plain_kernels(
-                layer
-            ):
-                yield KernelSlot(layer, role, kernel, bias, axes, holder)
+            yield from _multi_units(layer, name)
         elif is_maskable(layer):
             _name_unit(layer, name)
             yield layer
@@ -197,7 +244,9 @@ def is_maskable(layer):
     if type(layer) is keras.layers.EinsumDense and layer.built:
         # A rank-1 kernel (a per-feature scale) has no fan-in/fan-out.
         return len(layer._kernel.shape) >= 2
-    return type(layer) in ER_LAYER_FOR or is_er_composite(layer)
+    return type(layer) in ER_LAYER_FOR or is_er_sublayer_composite(layer) or (
+        has_several_kernels(layer)
+    )
 
 
 def kernel_axes(layer):
@@ -205,7 +254,7 @@ def kernel_axes(layer):
     if isinstance(layer, KernelSlot) or is_er_layer(layer):
         return layer.unit_axes
     declared = declared_kernels(layer)
-    if declared is not None:
+    if declared is not None and len(declared) == 1:
         return next(iter(declared.values()))
     er_class = ER_LAYER_FOR.get(type(layer))
     if er_class is not None and hasattr(er_class, "unit_axes_for"):
@@ -222,7 +271,7 @@ def kernel_variable(layer):
     table ``_embeddings`` of an Embedding.
     """
     declared = None if is_er_layer(layer) else declared_kernels(layer)
-    if declared is not None:
+    if declared is not None and len(declared) == 1:
         return vars(layer)[next(iter(declared))]
     variable = getattr(layer, "_kernel", None)
     if variable is None and isinstance(layer, keras.layers.Embedding):
@@ -589,12 +638,18 @@ def attach_recorded(model, recorded, masks=None):
         layers already).
     """
     found = set()
+    several = {}  # id(owner) -> (owner, {role: (name, options)})
     for layer in iter_maskable(model):
         name = unit_name(layer)
         options = recorded.get(name)
         if options is None:
             continue
         found.add(name)
+        if isinstance(layer, KernelSlot) and has_several_kernels(layer.owner):
+            several.setdefault(id(layer.owner), (layer.owner, {}))[1][
+                layer.role
+            ] = (name, options, kernel_variable(layer).shape)
+            continue
         if not can_attach(layer):
             continue  # Rebuilt as an ER layer from the config.
         mask = (
@@ -607,13 +662,37 @@ def attach_recorded(model, recorded, masks=None):
             mask_dtype=options["mask_dtype"],
             flow_edges_added=options.get("flow_edges_added", 0),
         )
-        if options.get("reparameterization") is not None:
-            layer.set_reparameterization(
-                keras.saving.deserialize_keras_object(
-                    options["reparameterization"]
-                )
-            )
+        _set_recorded_reparameterization(layer, options)
+    for owner, roles in several.values():
+        first = next(iter(roles.values()))[1]
+        plan = {
+            role: {
+                "mask": masks[name] if masks is not None
+                else np.zeros(shape, dtype=bool),
+                "density": options["density"],
+                "flow_edges_added": options.get("flow_edges_added", 0),
+            }
+            for role, (name, options, shape) in roles.items()
+        }
+        er_class = ER_LAYER_FOR.get(type(owner))
+        attach_units(
+            owner, er_class, plan, sampling=first["sampling"],
+            flow=first["flow"], mask_dtype=first["mask_dtype"],
+        )
+        # After every mask: the order the original layer created them in.
+        units = dict(owner_er_units(owner))
+        for role, (name, options, _) in roles.items():
+            _set_recorded_reparameterization(units[role], options)
     return found
+
+
+def _set_recorded_reparameterization(layer, options):
+    if options.get("reparameterization") is not None:
+        layer.set_reparameterization(
+            keras.saving.deserialize_keras_object(
+                options["reparameterization"]
+            )
+        )
 
 
 def plain_clone(layer):

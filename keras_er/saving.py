@@ -30,7 +30,9 @@ def saved_masked_units(weights_path):
     def visit(name, item):
         if name.rsplit("/", 1)[-1] == ER_CONFIG_ENTRY:
             config = json.loads(np.asarray(item).tobytes().decode("utf-8"))
-            found[config["unit"]] = config
+            # A layer with several masked kernels records each.
+            for unit in config.get("units", [config]):
+                found[unit["unit"]] = unit
 
     with h5py.File(weights_path, "r") as handle:
         handle.visititems(visit)
@@ -142,7 +144,12 @@ def _needs_reattach(saved, config):
                 collect(value)
 
     collect(config)
-    return any(unit not in named for unit in saved)
+    # A kernel of a layer with several is named "<layer>-<role>"; the
+    # record names its layer.
+    return any(
+        options.get("layer", unit) not in named
+        for unit, options in saved.items()
+    )
 
 
 def _reattach(model, saved, filepath):

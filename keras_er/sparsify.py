@@ -23,25 +23,19 @@ from keras_er.ratios import check_density
 from keras_er.distribute import scope_of_model
 from keras_er.layers import (
     ER_LAYER_FOR,
-    is_composite_type,
     is_er_composite,
     is_er_layer,
 )
 from keras_er.layers.attach import attach_mask, can_attach
-from keras_er.layers.composite import role_name
+from keras_er.layers.multi_kernel import attach_units
 from keras_er.model_walk import (
-    clone_layerwise,
-    convert_in_place,
-    copy_all_weights,
+    KernelSlot,
     copy_model,
-    is_cloneable,
-    is_graph_model,
     is_maskable,
     iter_layers,
     iter_maskable,
     kernel_shape,
     kernel_variable,
-    plain_clone,
     walk_layers,
     _children,
     select_layers,
@@ -56,8 +50,7 @@ def unmaskable_weight_layers(model):
 
     Layers with a trainable weight of rank >= 2 of their own that keras_er
     has no ER layer for (ConvLSTM2D, keras-hub's ReversibleEmbedding, custom
-    layers, ...), and layers with several kernels it cannot replace where
-    they sit (an LSTM inside Bidirectional). 1-D weights (biases,
+    layers that declare no kernels, ...). 1-D weights (biases,
     normalization scales) are never masked and not listed.
 
     Returns:
@@ -70,18 +63,14 @@ def unmaskable_weight_layers(model):
             int(np.prod(w.shape)) for w in weights if len(w.shape) >= 2
         )
 
-    for name, layer, reachable in walk_layers(model, containers=True):
-        if is_maskable(layer) and (
-            reachable or not is_composite_type(type(layer))
-        ):
+    for name, layer, _ in walk_layers(model, containers=True):
+        if is_maskable(layer):
             continue
         inner = {
             id(w) for child in _children(layer) for w in child.weights
         }
         own = [w for w in layer.trainable_weights if id(w) not in inner]
-        if matrix_entries(own) or (
-            is_composite_type(type(layer)) and not reachable
-        ):
+        if matrix_entries(own):
             found[name] = (
                 type(layer).__name__, matrix_entries(layer.trainable_weights)
             )
@@ -135,13 +124,16 @@ def sparsify(
     (`ERDense`, ...), with one more variable ``<layer path>/mask``; names
     and variable paths do not change, so a `keras.distribution.LayoutMap`
     or a path-keyed checkpoint keeps matching. SeparableConv1D/2D and
-    SimpleRNN/LSTM/GRU layers that a model holds become `ERSeparableConv1D`
-    /2D, `ERSimpleRNN`, `ERLSTM`, `ERGRU`, which mask each kernel (named
-    ``"<layer>-<role>"``). Kernel entries outside the masks are set to
-    zero. Biases and normalization layers are never masked. Layers with
-    weight matrices keras_er cannot mask (keras-hub's ReversibleEmbedding,
-    ConvLSTM, custom layers with raw weights, an LSTM inside Bidirectional)
-    stay dense and do not count towards the density; with ``layers=None``
+    SimpleRNN/LSTM/GRU layers, wherever they sit (inside Bidirectional,
+    TimeDistributed or custom layers too), become `ERSeparableConv1D`/2D,
+    `ERSimpleRNN`, `ERLSTM`, `ERGRU` in place, with one mask per kernel
+    beside it (``sep/depthwise_kernel_mask``; units named
+    ``"<layer>-<role>"``), as do custom layers that declare several kernels
+    (see `keras_er.layers.multi_kernel`). Kernel entries outside the masks
+    are set to zero. Biases and normalization layers are never masked.
+    Layers with weight matrices keras_er cannot mask (keras-hub's
+    ReversibleEmbedding, ConvLSTM, custom layers with undeclared raw
+    weights) stay dense and do not count towards the density; with ``layers=None``
     a warning names them.
 
     Each maskable kernel has a *unit name*, the key of `get_masks`, of
@@ -198,11 +190,8 @@ def sparsify(
             (from the current, already sparse weights: entries outside the
             old masks stay zero) instead of raising.
         in_place: Change ``model`` itself and return it: its layers are
-            masked where they are (SeparableConv and recurrent layers of a
-            subclassed model are swapped in the attributes that hold them;
-            in a Sequential or Functional model they need a copy). Call it
-            before ``compile`` (or compile again): the optimizer must see
-            the new variables.
+            masked where they are. Call it before ``compile`` (or compile
+            again): the optimizer must see the new variables.
         mask_dtype: dtype of the mask variables: ``"bool"`` (default),
             ``"uint8"`` or ``"float32"``. 1-byte masks take a quarter of the
             memory of float32 ones at the same step time (measured in
@@ -215,9 +204,8 @@ def sparsify(
 
     Raises:
         ValueError: For bad arguments, a model without maskable layers, an
-            already sparsified model (without ``redraw=True``), a model that
-            cannot be copied (without ``in_place=True``), or a SeparableConv
-            or recurrent layer that cannot be swapped where it sits.
+            already sparsified model (without ``redraw=True``), or a model
+            that cannot be copied (without ``in_place=True``).
 
     Example:
 
@@ -309,106 +297,41 @@ def sparsify(
             )
         return kernel * mask.astype(kernel.dtype)
 
-    def role_plan(layer):
-        """``{role: plan entry}`` of a plain layer with several kernels."""
-        roles = ER_LAYER_FOR[type(layer)].ROLES
-        return {
-            role: plan[role_name(layer.name, role)]
-            for role in roles if role_name(layer.name, role) in plan
-        }
-
-    def is_planned_composite(layer):
-        return is_composite_type(type(layer)) and bool(role_plan(layer))
-
-    def make_layer(layer):
-        if not is_planned_composite(layer):
-            return plain_clone(layer)
-        er_class = ER_LAYER_FOR[type(layer)]
-        roles = role_plan(layer)
-        config = layer.get_config()
-        config.update(
-            {
-                "density": {role: entry[1] for role, entry in roles.items()},
-                er_class.SEED_KEY: None,
-                "sampling": sampling,
-                "flow": flow,
-                "mask_dtype": mask_dtype,
-            }
-        )
-        new_layer = er_class.from_config(config)
-        new_layer._initial_masks = {
-            role: entry[0] for role, entry in roles.items()
-        }
-        return new_layer
-
-    def copy_weights(old_layer, new_layer):
-        if not is_planned_composite(old_layer):
-            copy_all_weights(old_layer, new_layer)
-            return
-        roles = role_plan(old_layer)
-        sources = {
-            role: (kernel, bias)
-            for role, kernel, bias, _, _ in type(new_layer).plain_kernels(
-                old_layer
-            )
-        }
-        for role, unit in new_layer.er_units():
-            kernel, bias = sources[role]
-            values = [_to_numpy(kernel)]
-            if bias is not None:
-                values.append(_to_numpy(bias))
-            if role in roles:
-                mask, layer_density, added, index = roles[role]
-                values[0] = final_kernel(values[0], mask, layer_density, index)
-                values.append(mask.astype(unit.mask.dtype))
-                unit.flow_edges_added = added
-            unit.set_weights(values)
-
-    composites = any(
-        is_planned_composite(layer) for layer in iter_layers(model)
-    )
     with strategy_scope:
-        # 1. The model to mask: a copy (unless in_place); layers with
-        # several kernels become their ER layer, by a model-level swap.
-        if composites and (not in_place or is_graph_model(model)):
-            if not is_cloneable(model):
-                raise ValueError(
-                    "keras_er.sparsify can only mask SeparableConv1D/2D and "
-                    "recurrent layers held by a Sequential or Functional "
-                    "model, or by a subclassed model with in_place=True. "
-                    "Leave them out with layers=... ."
-                )
-            if in_place:
-                raise ValueError(
-                    "in_place=True cannot mask the SeparableConv1D/2D or "
-                    "recurrent layers of a Sequential or Functional model "
-                    "(they are replaced by new layers). Call without "
-                    "in_place, or leave them out with layers=... ."
-                )
-            new_model = clone_layerwise(model, make_layer, copy_weights)
-        elif in_place:
-            new_model = model
-            if composites:
-                convert_in_place(
-                    model, is_planned_composite, make_layer, copy_weights
-                )
-        else:
-            new_model = copy_model(model)
-        # 2. Every single-kernel layer, wherever it sits, is masked in place
-        # (same object, name and variable paths; see layers/attach.py).
+        # 1. The model to mask: a copy (unless in_place).
+        new_model = model if in_place else copy_model(model)
+        # 2. Every kernel, wherever it sits, is masked in place (same
+        # objects, names and variable paths; see layers/attach.py and
+        # layers/multi_kernel.py).
+        several = {}  # id(owner) -> (owner, {role: plan entry})
         for layer in iter_maskable(new_model):
             entry = plan.get(unit_name(layer))
-            if entry is None or not can_attach(layer):
+            if entry is None:
                 continue
             mask, layer_density, added, index = entry
+            kernel = final_kernel(
+                _to_numpy(kernel_variable(layer)), mask, layer_density,
+                index,
+            )
+            if isinstance(layer, KernelSlot):
+                several.setdefault(id(layer.owner), (layer.owner, {}))[1][
+                    layer.role
+                ] = {
+                    "mask": mask, "density": layer_density,
+                    "kernel": kernel, "flow_edges_added": added,
+                }
+                continue
+            if not can_attach(layer):
+                continue
             attach_mask(
                 layer, mask, density=layer_density, sampling=sampling,
-                flow=flow, mask_dtype=mask_dtype,
-                kernel=final_kernel(
-                    _to_numpy(kernel_variable(layer)), mask, layer_density,
-                    index,
-                ),
+                flow=flow, mask_dtype=mask_dtype, kernel=kernel,
                 flow_edges_added=added,
+            )
+        for owner, roles in several.values():
+            attach_units(
+                owner, ER_LAYER_FOR.get(type(owner)), roles,
+                sampling=sampling, flow=flow, mask_dtype=mask_dtype,
             )
     total_added = int(sum(edges))
     new_model.sparsify_report = {

@@ -1,8 +1,13 @@
 """`strip`: turn ER layers back into plain Keras layers with sparse weights."""
 
 from keras_er._checks import check_bool, check_model
-from keras_er.layers import KERAS_LAYER_FOR, is_er_composite, is_er_layer
+from keras_er.layers import (
+    KERAS_LAYER_FOR,
+    is_er_layer,
+    is_er_sublayer_composite as is_er_composite,
+)
 from keras_er.layers.attach import detach_mask, positive_zeros
+from keras_er.layers.multi_kernel import detach_units, is_multi_owner
 from keras_er.model_walk import (
     clone_layerwise,
     convert_in_place,
@@ -20,9 +25,11 @@ def strip(model, in_place=False):
     Every ER layer becomes its Keras base layer (`ERDense` -> `Dense`,
     `ERConv2D` -> `Conv2D`) with kernel ``kernel * mask``, so the outputs are
     equal and the model loads anywhere Keras does. Layers with several
-    masked kernels (`ERSeparableConv1D/2D`, `ERMultiHeadAttention`) become
-    their Keras layer with every kernel masked. The input model is left
-    untouched (unless ``in_place=True``).
+    masked kernels (`ERSeparableConv1D/2D`, `ERSimpleRNN/ERLSTM/ERGRU`,
+    custom layers declaring several kernels) turn back into their plain
+    class where they sit, with the same variable paths;
+    `ERMultiHeadAttention` is swapped for a `MultiHeadAttention`. The input
+    model is left untouched (unless ``in_place=True``).
 
     Args:
         model: A Sequential or Functional model, possibly sparsified.
@@ -50,6 +57,8 @@ def strip(model, in_place=False):
     for layer in iter_layers(target):
         if is_er_layer(layer):
             detach_mask(layer)
+        elif is_multi_owner(layer):
+            detach_units(layer, positive_zeros)
     if not any(is_er_composite(layer) for layer in iter_layers(target)):
         return target
 

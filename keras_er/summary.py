@@ -5,6 +5,7 @@ import numpy as np
 
 from keras_er._checks import check_model, describe
 from keras_er.layers import is_er_layer
+from keras_er.layers.multi_kernel import KernelUnit
 from keras_er.model_walk import (
     KernelSlot,
     iter_maskable,
@@ -44,11 +45,12 @@ def _positions_per_example(layer, shape):
     """
     if isinstance(layer, keras.layers.Embedding):
         return 0  # A lookup: no multiply-adds.
-    if isinstance(layer, KernelSlot) and isinstance(
+    views = (KernelSlot, KernelUnit)
+    if isinstance(layer, views) and isinstance(
         layer.owner, keras.layers.RNN
     ):
         return _time_steps(layer.owner)
-    if isinstance(layer, KernelSlot) and layer.role == "attention_output":
+    if isinstance(layer, views) and layer.role == "attention_output":
         # Keras builds this projection without the sequence length; it is
         # applied as often as the query projection.
         return _einsum_positions(layer.owner.query_dense)
@@ -176,7 +178,8 @@ def summary(model, print_fn=print):
             {
                 "name": unit_name(layer),
                 "type": type(layer.owner).__name__
-                if isinstance(layer, KernelSlot) else type(layer).__name__,
+                if isinstance(layer, (KernelSlot, KernelUnit))
+                else type(layer).__name__,
                 "kernel_shape": shape,
                 "params": params,
                 "nonzeros": nonzeros,

@@ -121,7 +121,7 @@ def test_declared_kernels_count_in_the_ratios():
     assert list(densities) == ["block/raw", "block/dense", "head"]
 
 
-class TwoKernels(RawProjection):
+class VectorKernel(RawProjection):
     def maskable_kernels(self):
         return {"w": ((0,), (1,)), "b": ((0,), ())}
 
@@ -137,7 +137,7 @@ class NotAWeight(RawProjection):
 
 
 @pytest.mark.parametrize("cls, message", [
-    (TwoKernels, "one kernel per custom layer"),
+    (VectorKernel, "rank >= 2"),
     (BadAxes, "in_axes, out_axes"),
     (NotAWeight, "rank >= 2"),
 ])

@@ -148,22 +148,38 @@ def test_lora_and_quantization_point_to_strip():
         layer.quantize("int8")
 
 
+class _RawMatrix(keras.layers.Layer):
+    """A raw weight matrix, not declared maskable."""
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1], 3), name="w")
+
+    def call(self, x):
+        return keras.ops.matmul(x, self.w)
+
+
 def test_layers_without_an_er_version_are_named_in_a_warning():
     inputs = keras.Input((LENGTH,), dtype="int32")
     x = keras.layers.Embedding(VOCAB, DIM)(inputs)
-    # The LSTMs inside a wrapper cannot be swapped for ERLSTMs where they
-    # sit: they stay dense, named by their path.
+    # The LSTMs inside a wrapper are masked where they sit (one unit per
+    # kernel); the raw matrix of a custom layer that declares nothing stays
+    # dense, named by its path.
     x = keras.layers.Bidirectional(keras.layers.LSTM(4), name="bi")(x)
     x = keras.layers.BatchNormalization()(x)
+    x = _RawMatrix(name="raw")(x)
     model = keras.Model(inputs, keras.layers.Dense(2)(x))
-    # Each direction: kernel 8x16 + recurrent kernel 4x16.
-    with pytest.warns(UserWarning, match=r"'bi/forward_lstm' \(LSTM, 192 "
+    with pytest.warns(UserWarning, match=r"'raw' \(_RawMatrix, 24 "
                                          r"weights\)"):
         sparse = keras_er.sparsify(model, "erk", 0.3, seed=0)
-    assert sparse.sparsify_report["unmasked_layers"] == [
-        "bi/backward_lstm", "bi/forward_lstm"
-    ]
-    assert type(sparse.get_layer("bi")) is keras.layers.Bidirectional
+    assert sparse.sparsify_report["unmasked_layers"] == ["raw"]
+    bi = sparse.get_layer("bi")
+    assert type(bi) is keras.layers.Bidirectional
+    assert type(bi.forward_layer) is keras_er.ERLSTM
+    assert {
+        f"bi/{direction}_lstm-{role}"
+        for direction in ("forward", "backward")
+        for role in ("kernel", "recurrent_kernel")
+    } <= set(keras_er.get_masks(sparse))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         # An explicit selection is a choice: no warning.

@@ -72,11 +72,16 @@ def test_biases_keep_keras_layout_and_initialization():
                          bias_initializer="random_normal")
     gru(np.zeros((1, STEPS, FEATURES), "float32"))
     units = dict(gru.er_units())
-    np.testing.assert_array_equal(
-        to_numpy(gru.cell.bias),
-        np.stack([to_numpy(units["kernel"].bias),
-                  to_numpy(units["recurrent_kernel"].bias)]),
-    )
+    # Keras' own (2, 3 * units) bias variable, read by the input unit.
+    assert tuple(gru.cell.bias.shape) == (2, 3 * UNITS)
+    assert units["kernel"].bias is gru.cell.bias
+    assert units["recurrent_kernel"].bias is None
+    assert [v.path for v in gru.weights] == [
+        f"{gru.name}/gru_cell/{name}" for name in (
+            "kernel", "recurrent_kernel", "bias", "kernel_mask",
+            "recurrent_kernel_mask",
+        )
+    ]
 
 
 def test_density_dict_leaves_a_role_dense_and_saves(tmp_path):
@@ -84,8 +89,8 @@ def test_density_dict_leaves_a_role_dense_and_saves(tmp_path):
                            mask_seed=0, return_sequences=True)
     model = keras.Sequential([keras.Input((STEPS, FEATURES)), layer])
     units = dict(layer.er_units())
-    assert type(units["kernel"]) is keras.layers.Dense
-    assert type(units["recurrent_kernel"]) is keras_er.ERDense
+    assert list(units) == ["recurrent_kernel"]  # No mask on "kernel".
+    assert not any(v.path.endswith("/kernel_mask") for v in layer.weights)
     assert list(keras_er.get_masks(model)) == [f"{layer.name}-recurrent_kernel"]
     path = tmp_path / "gru.keras"
     model.save(path)

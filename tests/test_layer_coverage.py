@@ -200,10 +200,10 @@ def test_train_save_load_and_strip(name, tmp_path):
         else er_class
     )
     assert type(layer) is sparse_class
-    if not is_er_composite(layer):  # Variable paths are kept.
-        assert paths == sorted(
-            v.path for v in sparse.weights if not v.path.endswith("/mask")
-        )
+    # Variable paths are kept; masks are new variables beside the kernels.
+    assert paths == sorted(
+        v.path for v in sparse.weights if not v.path.endswith("mask")
+    )
     assert len(er_layers(sparse)) == len(expected)
     x = batch(name, 6)
     y = np.random.default_rng(2).normal(
@@ -507,8 +507,7 @@ def test_subclassed_model_is_converted_in_place(tmp_path):
     y = np.array([0, 1, 2, 0])
     model = SubclassedNet()
     model(x)
-    with pytest.raises(ValueError, match="in_place=True"):
-        keras_er.sparsify(model, "erk", 0.3, seed=0)
+    paths = sorted(v.path for v in model.weights)
     result = keras_er.sparsify(model, "erk", 0.3, seed=0, in_place=True)
     assert result is model
     assert isinstance(model.stem, keras_er.ERConv2D)
@@ -521,6 +520,10 @@ def test_subclassed_model_is_converted_in_place(tmp_path):
     # No stale variables of the replaced layers.
     assert len(model.weights) == len({id(w) for w in model.weights})
     assert sum(w.path.endswith("mask") for w in model.weights) == 8
+    # Every variable keeps its path (the separable conv too).
+    assert paths == sorted(
+        w.path for w in model.weights if not w.path.endswith("mask")
+    )
     model.compile(keras.optimizers.Adam(1e-2),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   jit_compile=False)

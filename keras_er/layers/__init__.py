@@ -22,6 +22,11 @@ from keras_er.layers.er_separable_conv1d import ERSeparableConv1D
 from keras_er.layers.er_separable_conv2d import ERSeparableConv2D
 from keras_er.layers.er_simple_rnn import ERSimpleRNN
 from keras_er.layers.masked_kernel import MaskedKernelMixin
+from keras_er.layers.multi_kernel import (
+    KernelUnit,
+    MultiKernelOwnerMixin,
+    is_multi_owner,
+)
 from keras_er.layers.reparameterization import KernelReparameterization
 from keras_er.layers.soft_threshold import SoftThreshold
 
@@ -39,10 +44,10 @@ ER_LAYER_FOR = {
     keras.layers.DepthwiseConv2D: ERDepthwiseConv2D,
     keras.layers.EinsumDense: EREinsumDense,
     keras.layers.Embedding: EREmbedding,
-    # Several kernels: one ER sublayer per kernel (see layers/composite.py).
+    # Several kernels: one mask per kernel, in place (layers/multi_kernel.py).
     keras.layers.SeparableConv1D: ERSeparableConv1D,
     keras.layers.SeparableConv2D: ERSeparableConv2D,
-    # Input and recurrent kernel: one ER unit each (see layers/recurrent.py).
+    # Input and recurrent kernel: one mask each (see layers/recurrent.py).
     keras.layers.SimpleRNN: ERSimpleRNN,
     keras.layers.LSTM: ERLSTM,
     keras.layers.GRU: ERGRU,
@@ -66,13 +71,22 @@ def is_er_layer(layer):
 
 
 def is_er_composite(layer):
-    """Whether ``layer`` holds ER sublayers (ERSeparableConv1D/2D, ERMHA).
+    """Whether ``layer`` has several masked kernels (``er_units()``).
+
+    ERSeparableConv1D/2D, ERSimpleRNN/ERLSTM/ERGRU and custom layers with
+    several declared kernels (masked in place), and ERMultiHeadAttention
+    (ER sublayers).
 
     Example:
 
     >>> is_er_composite(keras_er.ERSeparableConv2D(8, 3, density=0.5))
     True
     """
+    return isinstance(layer, MaskedCompositeMixin) or is_multi_owner(layer)
+
+
+def is_er_sublayer_composite(layer):
+    """Whether ``layer`` holds its masked kernels in ER sublayers (ERMHA)."""
     return isinstance(layer, MaskedCompositeMixin)
 
 
@@ -80,7 +94,7 @@ def is_composite_type(cls):
     """Whether plain Keras layers of type ``cls`` hold several kernels."""
     er_class = ER_LAYER_FOR.get(cls, cls)
     return isinstance(er_class, type) and issubclass(
-        er_class, MaskedCompositeMixin
+        er_class, (MaskedCompositeMixin, MultiKernelOwnerMixin)
     )
 
 
@@ -104,6 +118,7 @@ __all__ = [
     "ERSimpleRNN",
     "EdgePopupScores",
     "KernelReparameterization",
+    "KernelUnit",
     "SoftThreshold",
     "ER_LAYER_FOR",
     "KERAS_LAYER_FOR",

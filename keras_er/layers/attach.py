@@ -23,6 +23,7 @@ from keras_er.layers.masked_kernel import (
     MaskedKernelMixin,
     _base_has_kernel_property,
 )
+from keras_er.layers.multi_kernel import MultiKernelHolderMixin
 
 #: The method a custom layer defines to have a kernel masked (see
 #: `declared_kernels`).
@@ -61,7 +62,9 @@ def declared_kernels(layer):
     the attribute that holds the kernel variable (and that ``call`` reads)
     and the axes of its input and output units (``((0,), (1,))`` for an
     ``(n_in, n_out)`` matrix), as in `keras_er.masks.preserve_flow`. This
-    is keras_er's counterpart of tfmot's ``PrunableLayer``.
+    is keras_er's counterpart of tfmot's ``PrunableLayer``. A layer may
+    declare several kernels: each is masked on its own, as a unit named
+    ``"<layer>-<attribute>"`` (see `keras_er.layers.multi_kernel`).
 
     Raises:
         ValueError: If the declaration is malformed.
@@ -79,11 +82,6 @@ def declared_kernels(layer):
         raise ValueError(
             f"{where} must return a dict {{attribute: (in_axes, out_axes)}}, "
             f"got {kernels!r}."
-        )
-    if len(kernels) > 1:
-        raise ValueError(
-            f"{where} declares {len(kernels)} kernels; keras_er masks one "
-            "kernel per custom layer. Hold each kernel in a layer of its own."
         )
     for attribute, axes in kernels.items():
         variable = vars(layer).get(attribute)
@@ -118,14 +116,19 @@ def can_attach(layer):
     """Whether `attach_mask` can mask ``layer`` where it sits.
 
     A built plain layer with one kernel whose exact type has an ER class,
-    or a built custom layer that declares its kernel (`declared_kernels`).
+    or a built custom layer that declares one kernel (`declared_kernels`).
+    Layers with several kernels are masked by
+    `keras_er.layers.multi_kernel.attach_units`.
     """
-    if isinstance(layer, MaskedKernelMixin) or not layer.built:
+    if isinstance(layer, (MaskedKernelMixin, MultiKernelHolderMixin)) or (
+        not layer.built
+    ):
         return False
     cls = type(layer)
     if cls in ER_LAYER_FOR:
         return not is_composite_type(cls)
-    return declared_kernels(layer) is not None
+    declared = declared_kernels(layer)
+    return declared is not None and len(declared) == 1
 
 
 _MASKED_CLASSES = {}

@@ -2,11 +2,7 @@
 
 import keras
 
-from keras_er.layers.recurrent import MaskedCellMixin, MaskedRecurrentMixin
-
-
-class _MaskedGRUCell(MaskedCellMixin, keras.layers.GRUCell):
-    """`GRUCell` reading its kernels and biases from `ERGRU`'s units."""
+from keras_er.layers.recurrent import MaskedRecurrentMixin
 
 
 @keras.saving.register_keras_serializable(package="keras_er")
@@ -15,11 +11,11 @@ class ERGRU(MaskedRecurrentMixin, keras.layers.GRU):
 
     The input kernel ``(n_in, 3 * units)`` (role ``"kernel"``) and the
     recurrent kernel ``(units, 3 * units)`` (role ``"recurrent_kernel"``)
-    each have their own mask, held by an `ERDense` unit named
-    ``"<name>-<role>"`` that the cell reads in every time step. The input
-    bias sits in the ``"kernel"`` unit; with ``reset_after=True`` (the
-    default) the recurrent bias sits in the ``"recurrent_kernel"`` unit, and
-    the cell's ``bias`` stacks the two as Keras' ``(2, 3 * units)``. Units for the
+    each have their own mask, a variable of the cell beside the kernel
+    (``<name>/<cell>/kernel_mask``, ``.../recurrent_kernel_mask``; unit
+    names ``"<name>-<role>"``); every Keras variable keeps its path. The
+    bias is Keras' own (``(2, 3 * units)`` with ``reset_after=True``), read
+    by the ``"kernel"`` unit. Units for the
     ratios and flow preservation: the kernel's rows (inputs or state) and
     its ``3 * units`` gate columns. The summary counts each kernel once per
     time step.
@@ -47,5 +43,4 @@ class ERGRU(MaskedRecurrentMixin, keras.layers.GRU):
     ```
     """
 
-    CELL = _MaskedGRUCell
     GATES = 3

@@ -2,11 +2,7 @@
 
 import keras
 
-from keras_er.layers.recurrent import MaskedCellMixin, MaskedRecurrentMixin
-
-
-class _MaskedLSTMCell(MaskedCellMixin, keras.layers.LSTMCell):
-    """`LSTMCell` reading its kernels and bias from `ERLSTM`'s units."""
+from keras_er.layers.recurrent import MaskedRecurrentMixin
 
 
 @keras.saving.register_keras_serializable(package="keras_er")
@@ -15,8 +11,9 @@ class ERLSTM(MaskedRecurrentMixin, keras.layers.LSTM):
 
     The input kernel ``(n_in, 4 * units)`` (role ``"kernel"``) and the
     recurrent kernel ``(units, 4 * units)`` (role ``"recurrent_kernel"``)
-    each have their own mask, held by an `ERDense` unit named
-    ``"<name>-<role>"`` that the cell reads in every time step; the bias
+    each have their own mask, a variable of the cell beside the kernel
+    (``<name>/<cell>/kernel_mask``, ``.../recurrent_kernel_mask``; unit
+    names ``"<name>-<role>"``); every Keras variable keeps its path; the bias
     (with ``unit_forget_bias``) sits in the ``"kernel"`` unit. Units for the
     ratios and flow preservation: the kernel's rows (inputs or state) and
     its ``4 * units`` gate columns. The summary counts each kernel once per
@@ -45,5 +42,4 @@ class ERLSTM(MaskedRecurrentMixin, keras.layers.LSTM):
     ```
     """
 
-    CELL = _MaskedLSTMCell
     GATES = 4

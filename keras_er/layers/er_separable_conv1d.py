@@ -2,8 +2,6 @@
 
 import keras
 
-from keras_er.layers.er_conv1d import ERConv1D
-from keras_er.layers.er_depthwise_conv1d import ERDepthwiseConv1D
 from keras_er.layers.separable import MaskedSeparableMixin
 
 
@@ -11,12 +9,13 @@ from keras_er.layers.separable import MaskedSeparableMixin
 class ERSeparableConv1D(MaskedSeparableMixin, keras.layers.SeparableConv1D):
     """Drop-in replacement of `keras.layers.SeparableConv1D`, sparse kernels.
 
-    A separable convolution has two kernels, and each gets its own mask:
-    role ``"depthwise"`` (``(k, c_in, depth_multiplier)``) is held by an
-    `ERDepthwiseConv1D` sublayer named ``"<name>-depthwise"``, role
-    ``"pointwise"`` (``(1, c_in * depth_multiplier, filters)``, with the
-    bias) by an `ERConv1D` named ``"<name>-pointwise"``. The forward pass is
-    Keras' own ``separable_conv`` with the two masked kernels.
+    A separable convolution has two kernels, and each gets its own mask,
+    a variable beside it: role ``"depthwise"`` masks ``depthwise_kernel``
+    (``(k, c_in, depth_multiplier)``; mask ``<name>/depthwise_kernel_mask``),
+    role ``"pointwise"`` masks ``pointwise_kernel`` (``(1, c_in *
+    depth_multiplier, filters)``; mask ``<name>/pointwise_kernel_mask``).
+    Every Keras variable keeps its path. The forward pass is Keras' own with
+    the two masked kernels; the units are named ``"<name>-<role>"``.
 
     The ratio methods, `keras_er.get_masks`, `keras_er.summary` and the
     callbacks count the two kernels as two maskable tensors, each with its
@@ -53,9 +52,6 @@ class ERSeparableConv1D(MaskedSeparableMixin, keras.layers.SeparableConv1D):
     ```
     """
 
-    DEPTHWISE = (ERDepthwiseConv1D, keras.layers.DepthwiseConv1D)
-    POINTWISE = (ERConv1D, keras.layers.Conv1D)
-
     def __init__(
         self,
         filters,
@@ -68,7 +64,7 @@ class ERSeparableConv1D(MaskedSeparableMixin, keras.layers.SeparableConv1D):
         mask_dtype="bool",
         **kwargs,
     ):
-        self._init_composite_options(
+        self._init_multi_options(
             density, seed, sampling, flow, reparameterization,
             mask_dtype,
         )

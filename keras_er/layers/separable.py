@@ -1,105 +1,50 @@
 """Mask mechanics of separable convolutions (private base class).
 
-`ERSeparableConv1D` and `ERSeparableConv2D` differ only in the sublayer
-classes that hold their two kernels: role ``"depthwise"`` a depthwise
-convolution, role ``"pointwise"`` a 1-wide convolution with the bias.
+`ERSeparableConv1D` and `ERSeparableConv2D` are Keras' SeparableConv1D/2D
+with one mask per kernel, beside it (see `keras_er.layers.multi_kernel`):
+role ``"depthwise"`` masks ``depthwise_kernel`` (mask variable
+``<layer>/depthwise_kernel_mask``), role ``"pointwise"`` masks
+``pointwise_kernel`` (``<layer>/pointwise_kernel_mask``). Every Keras
+variable keeps its path.
 """
 
-import keras
+from keras_er.layers.multi_kernel import (
+    MultiKernelHolderMixin,
+    MultiKernelOwnerMixin,
+    _masked_property,
+)
 
-from keras_er.layers.composite import MaskedCompositeMixin
+# (in_axes, out_axes): a depthwise kernel (*k, c_in, m) has one input per
+# output channel; the pointwise kernel (1.., c_in * m, filters) is a conv.
+DEPTHWISE_AXES = ((), (-2, -1))
+POINTWISE_AXES = ((-2,), (-1,))
 
 
-class MaskedSeparableMixin(MaskedCompositeMixin):
-    """Per-role masks of a Keras ``SeparableConv{1,2}D``.
-
-    Subclasses set ``DEPTHWISE`` and ``POINTWISE`` to ``(ER class, plain
-    Keras class)`` of the sublayers (the plain class holds a role kept
-    dense).
-    """
+class MaskedSeparableMixin(MultiKernelOwnerMixin, MultiKernelHolderMixin):
+    """Per-kernel masks of a Keras ``SeparableConv{1,2}D``, in place."""
 
     ROLES = ("depthwise", "pointwise")
-    DEPTHWISE = ()
-    POINTWISE = ()
-
-    def build(self, input_shape):
-        # Not the Keras build: the two kernels live in sublayers.
-        channels_last = self.data_format == "channels_last"
-        channel_axis = -1 if channels_last else 1
-        self.input_spec = keras.layers.InputSpec(
-            min_ndim=self.rank + 2,
-            axes={channel_axis: input_shape[channel_axis]},
-        )
-        self.compute_output_shape(input_shape)  # Validates the shape.
-        common = {"data_format": self.data_format, "dtype": self.dtype_policy}
-        self.depthwise_layer = self._make_unit(
-            "depthwise",
-            *self.DEPTHWISE,
-            dict(
-                kernel_size=self.kernel_size,
-                strides=self.strides,
-                padding=self.padding,
-                depth_multiplier=self.depth_multiplier,
-                dilation_rate=self.dilation_rate,
-                use_bias=False,
-                depthwise_initializer=self.depthwise_initializer,
-                depthwise_regularizer=self.depthwise_regularizer,
-                depthwise_constraint=self.depthwise_constraint,
-                **common,
-            ),
-        )
-        self.pointwise_layer = self._make_unit(
-            "pointwise",
-            *self.POINTWISE,
-            dict(
-                filters=self.filters,
-                kernel_size=1,
-                use_bias=self.use_bias,
-                kernel_initializer=self.pointwise_initializer,
-                bias_initializer=self.bias_initializer,
-                kernel_regularizer=self.pointwise_regularizer,
-                bias_regularizer=self.bias_regularizer,
-                kernel_constraint=self.pointwise_constraint,
-                bias_constraint=self.bias_constraint,
-                **common,
-            ),
-        )
-        self.depthwise_layer.build(input_shape)
-        self.pointwise_layer.build(
-            self.depthwise_layer.compute_output_shape(input_shape)
-        )
-
-    # The inherited `call` reads these three.
-    @property
-    def depthwise_kernel(self):
-        return self.depthwise_layer.kernel
-
-    @property
-    def pointwise_kernel(self):
-        return self.pointwise_layer.kernel
-
-    @property
-    def bias(self):
-        return self.pointwise_layer.bias
-
-    def er_units(self):
-        if not self.built:
-            return []
-        return [
-            ("depthwise", self.depthwise_layer),
-            ("pointwise", self.pointwise_layer),
-        ]
+    depthwise_kernel = _masked_property("depthwise_kernel")
+    pointwise_kernel = _masked_property("pointwise_kernel")
 
     @classmethod
-    def plain_kernels(cls, layer):
+    def kernel_specs(cls, layer):
         return [
-            ("depthwise", layer.depthwise_kernel, None,
-             cls.DEPTHWISE[0].UNIT_AXES, layer),
-            ("pointwise", layer.pointwise_kernel, layer.bias,
-             cls.POINTWISE[0].UNIT_AXES, layer),
+            ("depthwise", layer, "depthwise_kernel", DEPTHWISE_AXES, None),
+            ("pointwise", layer, "pointwise_kernel", POINTWISE_AXES, "bias"),
         ]
+
+    def build(self, input_shape):
+        super().build(input_shape)  # Keras' own variables and paths.
+        self._build_units()
+
+    def _on_attach(self):
+        pass
+
+    def _on_detach(self):
+        pass
 
     def get_config(self):
         config = super().get_config()
-        config.update(self._composite_config())
+        config.update(self._multi_config())
         return config
