@@ -347,3 +347,35 @@ def test_set_weights_zeroes_outside_the_mask():
     weights[-1] = to_numpy(layer.mask)  # Keep the mask.
     layer.set_weights(weights)
     np.testing.assert_array_equal(to_numpy(layer._kernel), weights[-1])
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="a traced TF train step")
+def test_mask_changed_inside_a_traced_step_is_the_one_projected():
+    # A custom step that prunes between its forward pass and the update (a
+    # mask change inside one traced graph): the projection after the update
+    # must use the new mask, not the one the forward pass read.
+    import tensorflow as tf
+
+    model = sparse_mlp(OffZero(), density=0.3)
+    optimizer = keras.optimizers.SGD(0.05, momentum=0.9)
+    optimizer.build(model.trainable_variables)
+    x, y = data(seed=3)
+    layers = er_layers(model)
+    # The complement: every entry the forward pass trained is now removed.
+    new_masks = [
+        ops.cast(1 - to_numpy(layer.mask).astype("float32"), layer.mask.dtype)
+        for layer in layers
+    ]
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = LOSS(y, model(x, training=True)) + sum(model.losses)
+        variables = model.trainable_variables
+        grads = tape.gradient(loss, variables)
+        for layer, mask in zip(layers, new_masks):
+            layer.mask.assign(mask)
+        optimizer.apply(grads, variables)
+
+    step(x[:16], y[:16])
+    assert_zero_outside_masks(model)
