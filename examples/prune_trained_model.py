@@ -195,6 +195,13 @@ def run_tfmot(directory):
     results["dense_accuracy"] = dense.evaluate(
         x_test, y_test, verbose=0, return_dict=True)["accuracy"]
 
+    # Saved now: tfmot's wrappers share the layers of `dense`, so pruning
+    # changes its kernels too. An uncompiled copy: no optimizer state.
+    dense_weights = os.path.join(directory, "dense.weights.h5")
+    weights_only = keras.models.clone_model(dense)
+    weights_only.set_weights(dense.get_weights())
+    weights_only.save_weights(dense_weights)
+
     schedule = tfmot.sparsity.keras.PolynomialDecay(
         initial_sparsity=FLAGS.initial_sparsity,
         final_sparsity=FLAGS.final_sparsity,
@@ -218,14 +225,11 @@ def run_tfmot(directory):
         / sum(k.size for k in kernels))
 
     paths = {
-        "dense_weights": os.path.join(directory, "dense.weights.h5"),
+        "dense_weights": dense_weights,
         "pruned_weights": os.path.join(directory, "pruned.weights.h5"),
         "pruned_tflite": os.path.join(directory, "pruned.tflite"),
         "pruned_int8_tflite": os.path.join(directory, "pruned_int8.tflite"),
     }
-    weights_only = keras.models.clone_model(dense)  # without optimizer state
-    weights_only.set_weights(dense.get_weights())
-    weights_only.save_weights(paths["dense_weights"])
     stripped.save_weights(paths["pruned_weights"])
     for name, optimizations in (
         ("pruned_tflite", [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]),

@@ -120,3 +120,43 @@ def test_n_m_needs_the_matching_uniform_density(kwargs, match):
 def test_bad_patterns_are_named(sampling, match):
     with pytest.raises(ValueError, match=match):
         keras_er.sparsify(_convnet(), "uniform", 0.5, sampling=sampling)
+
+
+# --------------------------------------------- N:M magnitude (algorithm)
+
+
+def _reference_n_m(kernel, mask, n, m):
+    """Loop version over (position, output, group) of a 4-D conv kernel."""
+    kh, kw, n_in, n_out = kernel.shape
+    out = np.zeros_like(kernel)
+    for i in range(kh):
+        for j in range(kw):
+            for o in range(n_out):
+                for start in range(0, n_in, m):
+                    idx = np.arange(start, min(start + m, n_in))
+                    keep = n if len(idx) == m else min(
+                        len(idx), max(1, round(n * len(idx) / m)))
+                    score = np.where(mask[i, j, idx, o] > 0,
+                                     np.abs(kernel[i, j, idx, o]), -1.0)
+                    out[i, j, idx[np.argsort(-score)[:keep]], o] = 1
+    return out * mask
+
+
+@pytest.mark.parametrize("n,m", [(2, 4), (1, 4), (3, 8)])
+def test_n_m_magnitude_mask_matches_a_loop(n, m):
+    from keras_er.algorithms.n_m import n_m_magnitude_mask
+
+    rng = np.random.default_rng(0)
+    kernel = rng.normal(size=(3, 3, 10, 5)).astype("float32")
+    mask = (rng.random(kernel.shape) < 0.8).astype("float32")
+    got = to_numpy(n_m_magnitude_mask(kernel, mask, n, m))
+    np.testing.assert_array_equal(got, _reference_n_m(kernel, mask, n, m))
+    assert np.all(got <= mask)   # a subset of the current mask
+
+
+@pytest.mark.parametrize("value", [(2,), (4, 2), (0, 4), "2:4", (2.0, 4)])
+def test_check_n_m_names_the_argument(value):
+    from keras_er.algorithms.n_m import check_n_m
+
+    with pytest.raises(ValueError, match="m_by_n"):
+        check_n_m(value)
