@@ -32,9 +32,12 @@ from keras_er._checks import (
     check_model,
     check_options,
 )
+from keras_er.algorithms import saliency
+from keras_er.batches import BatchSource
 from keras_er.gradients import gradients
 from keras_er.model_walk import (
     clone_layerwise,
+    is_cloneable,
     iter_maskable,
     kernel_variable,
     select_layers,
@@ -61,41 +64,57 @@ METHODS = ("snip", "synflow")
 _OUTPUT_ACTIVATIONS = ("softmax", "log_softmax", "sigmoid")
 
 
-def _gradients(fn, variables, values):
+def _gradients(fn, variables, values, fixed=()):
     """Gradient of the scalar ``fn()`` w.r.t. ``variables`` set to ``values``.
 
-    The variables take ``values`` only inside a `keras.StatelessScope`; they
-    are never assigned.
+    The variables take ``values`` (and the ``(variable, value)`` pairs of
+    ``fixed`` theirs) only inside a `keras.StatelessScope`; they are never
+    assigned.
 
     Returns:
-        A list of float64 NumPy arrays (zeros where a variable does not
-        affect ``fn``).
+        A list of backend tensors, left where they were computed (zeros
+        where a variable does not affect ``fn``).
     """
+    fixed = list(fixed)
 
     def loss_of(tensors):
-        with keras.StatelessScope(state_mapping=list(zip(variables, tensors))):
+        mapping = list(zip(variables, tensors)) + fixed
+        with keras.StatelessScope(state_mapping=mapping):
             return fn()
 
     tensors = [
         ops.convert_to_tensor(v, dtype=w.dtype)
         for v, w in zip(values, variables)
     ]
-    return [g.astype(np.float64) for g in gradients(loss_of, tensors)]
+    return gradients(loss_of, tensors, as_numpy=False)
+
+
+def _to_numpy64(tensors):
+    return [
+        np.asarray(ops.convert_to_numpy(t), dtype=np.float64) for t in tensors
+    ]
 
 
 def _unpack_data(data, method="snip"):
+    """``(x, y, sample_weight)`` of one batch of ``data``.
+
+    ``data`` takes what every keras_er ``data=`` takes
+    (`keras_er.batches.BatchSource`): a batch tuple ``(x, y)``, or an
+    iterable of batches (``tf.data.Dataset``, `keras.utils.PyDataset`, ...),
+    whose first batch is used.
+    """
     if data is None:
         raise ValueError(
             f"{method!r} scores need a batch of data: pass data=(x, y)."
         )
-    if not isinstance(data, (tuple, list)) or len(data) != 2:
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(
+        BatchSource(data, owner=method.upper()).next()
+    )
+    if y is None:
         raise ValueError(
-            f"data must be a tuple (x, y) of one batch, got "
-            f"{type(data).__name__}"
-            + (f" of length {len(data)}" if hasattr(data, "__len__") else "")
-            + "."
+            f"{method!r} scores need labels: data must give (x, y) batches."
         )
-    return data
+    return x, y, sample_weight
 
 
 def _loss_function(model, loss):
@@ -130,7 +149,9 @@ def snip_scores(model, data, *, loss=None, layers=None, training=False):
     Args:
         model: A built Keras model (plain or with ER layers; entries outside
             an ER mask score 0). It is not modified.
-        data: One batch ``(x, y)``.
+        data: One batch ``(x, y)``, or an iterable of batches (a
+            ``tf.data.Dataset``, a `keras.utils.PyDataset`, ...) whose first
+            batch is used (`keras_er.batches.BatchSource`).
         loss: Loss ``fn(y_true, y_pred)`` or its name; default: the loss the
             model was compiled with.
         layers: Which maskable layers to score (names, regex or callable, see
@@ -153,23 +174,32 @@ def snip_scores(model, data, *, loss=None, layers=None, training=False):
                                          loss="sparse_categorical_crossentropy")
     ```
     """
-    x, y = _unpack_data(data)
+    names, tensors = _snip_tensors(model, data, loss, layers, training)
+    return dict(zip(names, _to_numpy64(tensors)))
+
+
+def _snip_tensors(model, data, loss=None, layers=None, training=False):
+    """Names and SNIP score tensors (where the kernels live)."""
+    x, y, sample_weight = _unpack_data(data)
     loss_fn = _loss_function(model, loss)
     chosen = select_layers(model, layers)
     variables = _kernel_values(chosen)
     values = [v.value for v in variables]
+    weighted = sample_weight is not None and isinstance(
+        loss_fn, keras.losses.Loss
+    )
 
     def objective():
         y_pred = model(x, training=training)
+        if weighted:
+            return loss_fn(y, y_pred, sample_weight=sample_weight)
         return ops.mean(loss_fn(y, y_pred))
 
     grads = _gradients(objective, variables, values)
-    return {
-        unit_name(layer): np.abs(
-            ops.convert_to_numpy(w).astype(np.float64) * g
-        )
-        for layer, w, g in zip(chosen, values, grads)
-    }
+    return (
+        [unit_name(layer) for layer in chosen],
+        [saliency.connection_scores(w, g) for w, g in zip(values, grads)],
+    )
 
 
 def _linearized_clone(model, dtype):
@@ -215,29 +245,101 @@ def _linearized_clone(model, dtype):
     return clone_layerwise(model, make_layer, copy_weights)
 
 
-def _ones_inputs(model, input_shape):
-    if input_shape is not None:
-        shapes = [tuple(input_shape)]
-        if input_shape and isinstance(input_shape[0], (tuple, list)):
-            shapes = [tuple(s) for s in input_shape]
-    else:
-        try:
-            shapes = [tuple(t.shape[1:]) for t in model.inputs]
-        except (AttributeError, ValueError):
-            shapes = [None]
-        if any(s is None or None in s for s in shapes):
-            raise ValueError(
-                "SynFlow feeds an all-ones input, but the model's input shape "
-                "is not fully known. Pass input_shape= (without the batch "
-                "dimension)."
-            )
-    inputs = [np.ones((1,) + tuple(int(d) for d in s), "float32")
-              for s in shapes]
+def _input_structure(model):
+    """The model's input tensors (a dict for keras-hub backbones) or None."""
+    try:
+        return model.input
+    except (AttributeError, ValueError):
+        pass
+    try:
+        inputs = list(model.inputs)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if not inputs:
+        return None
     return inputs[0] if len(inputs) == 1 else inputs
 
 
+def _ones_inputs(model, input_shape):
+    """All-ones inputs (token ids 1 for int inputs), batch size 1.
+
+    ``input_shape`` (without the batch dimension) fills in what the model
+    does not know: one shape, a list of shapes (several inputs), or a dict
+    ``{input name: shape}`` for a dict input; one shape is used for every
+    input of a dict (e.g. ``(sequence_length,)`` for a keras-hub backbone).
+    """
+    fix = (
+        "SynFlow feeds an all-ones input, but the model's input shape is "
+        "not fully known. Pass input_shape= (without the batch dimension; "
+        "for a dict input a dict {name: shape} or one shape for all)."
+    )
+    structure = _input_structure(model)
+    if structure is None or (
+        input_shape is not None and not isinstance(structure, dict)
+    ):
+        if input_shape is None:
+            raise ValueError(fix)
+        shapes = [tuple(input_shape)]
+        if input_shape and isinstance(input_shape[0], (tuple, list)):
+            shapes = [tuple(s) for s in input_shape]
+        inputs = [np.ones((1,) + tuple(int(d) for d in s), "float32")
+                  for s in shapes]
+        return inputs[0] if len(inputs) == 1 else inputs
+
+    def ones(key, tensor):
+        shape = tuple(tensor.shape[1:])
+        if input_shape is not None:
+            if isinstance(input_shape, dict):
+                shape = tuple(input_shape.get(key, shape))
+            else:
+                shape = tuple(input_shape)
+        if None in shape:
+            raise ValueError(fix)
+        dtype = tensor.dtype or "float32"
+        # Token ids (int inputs) are all 1 too; float inputs in float32.
+        if not str(dtype).startswith("int"):
+            dtype = "float32"
+        return np.ones((1,) + tuple(int(d) for d in shape), dtype)
+
+    if isinstance(structure, dict):
+        return {key: ones(key, tensor) for key, tensor in structure.items()}
+    return keras.tree.map_structure(lambda t: ones(None, t), structure)
+
+
+def _is_float(value):
+    dtype = keras.backend.standardize_dtype(value.dtype)
+    return dtype.startswith(("float", "bfloat"))
+
+
+def _output_activation_swaps(model):
+    """``(layer, attribute, value)`` that linearize the output layers.
+
+    For a model that is not cloned: its top-level layers whose activation is
+    an output activation (softmax, sigmoid) get ``linear``, a top-level
+    ``Softmax`` layer an identity ``call``.
+    """
+    swaps = []
+    for layer in getattr(model, "layers", []):
+        if isinstance(layer, keras.layers.Softmax):
+            swaps.append((layer, "call", lambda inputs, mask=None: inputs))
+            continue
+        activation = getattr(layer, "activation", None)
+        if getattr(activation, "__name__", None) in _OUTPUT_ACTIVATIONS:
+            swaps.append((layer, "activation", keras.activations.linear))
+    return swaps
+
+
 class _SynFlow:
-    """One linearized clone, scored repeatedly under different masks."""
+    """SynFlow's network, scored repeatedly under different masks.
+
+    Sequential and Functional models are cloned with ``|parameters|``,
+    without output softmax and in ``dtype`` (`_linearized_clone`). Any other
+    model (a keras-hub backbone, a subclassed model) is scored as it is:
+    every float variable is mapped to its absolute value inside a
+    `keras.StatelessScope`, its top-level output activations are switched
+    off during the call, and it computes in its own dtype. The model is
+    never modified.
+    """
 
     def __init__(self, model, layers, input_shape, dtype):
         chosen = select_layers(model, layers)
@@ -252,29 +354,62 @@ class _SynFlow:
                 "with layers=..., or use SNIP or an ER ratio for them."
             )
         self.names = [unit_name(layer) for layer in chosen]
-        self.clone = _linearized_clone(model, dtype)
-        by_name = {
-            unit_name(layer): layer for layer in iter_maskable(self.clone)
-        }
-        self.variables = [
-            kernel_variable(by_name[name]) for name in self.names
-        ]
+        if is_cloneable(model):
+            self.network = _linearized_clone(model, dtype)
+            by_name = {
+                unit_name(layer): layer
+                for layer in iter_maskable(self.network)
+            }
+            self.variables = [
+                kernel_variable(by_name[name]) for name in self.names
+            ]
+            self.fixed = []
+            self.swaps = []
+        else:
+            self.network = model
+            self.variables = [kernel_variable(layer) for layer in chosen]
+            scored = {id(v) for v in self.variables}
+            self.fixed = [
+                (v, ops.abs(v.value)) for v in model.variables
+                if id(v) not in scored and _is_float(v)
+            ]
+            self.swaps = _output_activation_swaps(model)
         self.magnitudes = [
-            np.asarray(ops.convert_to_numpy(v), dtype=np.float64)
-            for v in self.variables
+            ops.abs(ops.convert_to_tensor(v.value)) for v in self.variables
         ]
-        self.inputs = _ones_inputs(self.clone, input_shape)
+        self.inputs = _ones_inputs(self.network, input_shape)
 
     def scores(self, masks):
-        values = [w * m for w, m in zip(self.magnitudes, masks)]
+        """Score tensors with ``masks`` (tensors, 0/1 or bool) applied."""
+        values = [
+            ops.multiply(w, ops.cast(m, w.dtype))
+            for w, m in zip(self.magnitudes, masks)
+        ]
 
         def objective():
-            outputs = self.clone(self.inputs, training=False)
+            outputs = self.network(self.inputs, training=False)
             # R = sum of every output (several for multi-output models).
-            return sum(ops.sum(o) for o in keras.tree.flatten(outputs))
+            return sum(
+                ops.sum(ops.cast(o, "float32") if not _is_float(o) else o)
+                for o in keras.tree.flatten(outputs)
+            )
 
-        grads = _gradients(objective, self.variables, values)
-        return [np.abs(v * g) for v, g in zip(values, grads)]
+        saved = [(layer, name, layer.__dict__.get(name, _MISSING))
+                 for layer, name, _ in self.swaps]
+        try:
+            for layer, name, value in self.swaps:
+                object.__setattr__(layer, name, value)
+            grads = _gradients(objective, self.variables, values, self.fixed)
+        finally:
+            for layer, name, old in saved:
+                if old is _MISSING:
+                    object.__delattr__(layer, name)
+                else:
+                    object.__setattr__(layer, name, old)
+        return [saliency.connection_scores(v, g) for v, g in zip(values, grads)]
+
+
+_MISSING = object()
 
 
 def synflow_scores(
@@ -282,14 +417,17 @@ def synflow_scores(
 ):
     """One round of SynFlow scores ``|w * dR/dw|`` (data-free).
 
-    Computed on a clone of ``model`` (the model is untouched) whose
+    Computed on a network like ``model`` (the model is untouched) whose
     parameters, BatchNorm statistics included, are replaced by their absolute
     values, with BatchNorm and dropout in inference mode and output
     softmax/sigmoid removed; the input is all ones and
     ``R = sum(output)``, i.e. ``R = 1^T (prod_l |W_l|) 1`` for an MLP.
+    Sequential and Functional models are cloned in ``dtype``; other models
+    (keras-hub backbones, kernels inside custom layers of a subclassed model)
+    are scored in place, statelessly, in their own dtype.
 
     Args:
-        model: A built Sequential or Functional model.
+        model: A built model.
         masks: Optional ``{layer_name: 0/1 array}`` applied to the kernels
             first (SynFlow's iterations score the pruned network).
         layers: Which maskable layers to score; default all.
@@ -297,14 +435,14 @@ def synflow_scores(
             fully known (a list of shapes for several inputs).
         dtype: Compute dtype of the clone; float64 avoids overflow of the
             product of magnitudes in deep networks. ``None`` keeps the
-            model's.
+            model's. Models scored in place keep theirs.
 
     Returns:
         ``{layer_name: float64 array of the kernel's shape}``.
 
     Raises:
-        ValueError: For a subclassed model, an unknown input shape, a
-            model without maskable layers, or an Embedding among the layers.
+        ValueError: For an unknown input shape, a model without maskable
+            layers, or an Embedding among the layers.
 
     Example:
 
@@ -315,46 +453,35 @@ def synflow_scores(
     flow = _SynFlow(model, layers, input_shape, dtype)
     masks = masks or {}
     current = [
-        np.asarray(masks.get(name, 1.0), dtype=np.float64)
-        * np.ones_like(w)
+        ops.convert_to_tensor(
+            np.broadcast_to(
+                np.asarray(masks.get(name, 1.0), dtype=np.float32),
+                tuple(w.shape),
+            )
+        )
         for name, w in zip(flow.names, flow.magnitudes)
     ]
-    return dict(zip(flow.names, flow.scores(current)))
-
-
-def _top_k(scores, k, alive=None, per_layer=0):
-    """Global top-``k`` selection; returns one bool mask per layer.
-
-    ``alive`` restricts the candidates (pruned entries never come back);
-    ``per_layer`` entries per layer (its best ones) are kept first, so that
-    no layer is left empty.
-    """
-    sizes = [s.size for s in scores]
-    flat = np.concatenate([np.ravel(s) for s in scores]).astype(np.float64)
-    if alive is not None:
-        flat = np.where(np.concatenate([np.ravel(a) for a in alive]),
-                        flat, -np.inf)
-    keep = np.zeros(flat.size, dtype=bool)
-    offsets = np.cumsum([0] + sizes)
-    if per_layer:
-        for start, stop in zip(offsets[:-1], offsets[1:]):
-            part = flat[start:stop]
-            best = np.argpartition(-part, per_layer - 1)[:per_layer]
-            keep[start + best] = True
-    rest = k - int(keep.sum())
-    if rest > 0:
-        candidates = np.where(keep, -np.inf, flat)
-        # argpartition is O(N) and deterministic for a given input.
-        keep[np.argpartition(-candidates, rest - 1)[:rest]] = True
-    return [
-        keep[start:stop].reshape(s.shape)
-        for start, stop, s in zip(offsets[:-1], offsets[1:], scores)
-    ]
+    return dict(zip(flow.names, _to_numpy64(flow.scores(current))))
 
 
 def _budget(scores, density):
-    total = sum(s.size for s in scores)
+    total = sum(int(np.prod(tuple(s.shape))) for s in scores)
     return max(1, int(round(density * total)))
+
+
+def _snip_mask_tensors(model, density, data, *, per_layer=0, **options):
+    names, tensors = _snip_tensors(model, data, **options)
+    kept = saliency.global_top_k(
+        tensors, _budget(tensors, density), per_layer=per_layer
+    )
+    return names, kept
+
+
+def _as_float32(names, masks):
+    return {
+        name: np.asarray(ops.convert_to_numpy(m), dtype=np.float32)
+        for name, m in zip(names, masks)
+    }
 
 
 def snip_masks(model, density, data, *, per_layer=0, **options):
@@ -372,10 +499,9 @@ def snip_masks(model, density, data, *, per_layer=0, **options):
     """
     density = check_density(density)
     per_layer = check_int(per_layer, "per_layer", minimum=0)
-    scores = snip_scores(model, data, **options)
-    kept = _top_k(list(scores.values()), _budget(scores.values(), density),
-                  per_layer=per_layer)
-    return {n: m.astype(np.float32) for n, m in zip(scores, kept)}
+    return _as_float32(*_snip_mask_tensors(
+        model, density, data, per_layer=per_layer, **options
+    ))
 
 
 def synflow_masks(
@@ -409,18 +535,29 @@ def synflow_masks(
     Raises:
         ValueError: For bad arguments (see `synflow_scores`).
     """
+    return _as_float32(*_synflow_mask_tensors(
+        model, density, rounds=rounds, layers=layers,
+        input_shape=input_shape, dtype=dtype, per_layer=per_layer,
+    ))
+
+
+def _synflow_mask_tensors(model, density, *, rounds=100, layers=None,
+                          input_shape=None, dtype="float64", per_layer=0):
+    """Names and SynFlow mask tensors (bool, where the kernels live)."""
     density = check_density(density)
     if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) \
             or rounds < 1:
         raise ValueError(f"rounds must be a positive int, got {rounds!r}.")
     per_layer = check_int(per_layer, "per_layer", minimum=0)
     flow = _SynFlow(model, layers, input_shape, dtype)
-    alive = [np.ones(w.shape, dtype=bool) for w in flow.magnitudes]
+    alive = [ops.ones(tuple(w.shape), "bool") for w in flow.magnitudes]
     for r in range(1, rounds + 1):
-        scores = flow.scores([a.astype(np.float64) for a in alive])
+        scores = flow.scores(alive)
         k = _budget(scores, density ** (r / rounds))
-        alive = _top_k(scores, k, alive=alive, per_layer=per_layer)
-    return {n: a.astype(np.float32) for n, a in zip(flow.names, alive)}
+        alive = saliency.global_top_k(
+            scores, k, alive=alive, per_layer=per_layer
+        )
+    return flow.names, alive
 
 
 def pruning_masks(model, method, density, data=None, **options):
@@ -439,11 +576,23 @@ def pruning_masks(model, method, density, data=None, **options):
     Raises:
         ValueError: For an unknown method or SNIP without data.
     """
+    return _as_float32(
+        *_pruning_mask_tensors(model, method, density, data, **options)
+    )
+
+
+def _pruning_mask_tensors(model, method, density, data=None, **options):
     key = str(method).lower()
     if key == "snip":
-        return snip_masks(model, density, data, **options)
+        density = check_density(density)
+        per_layer = check_int(
+            options.pop("per_layer", 0), "per_layer", minimum=0
+        )
+        return _snip_mask_tensors(
+            model, density, data, per_layer=per_layer, **options
+        )
     if key == "synflow":
-        return synflow_masks(model, density, **options)
+        return _synflow_mask_tensors(model, density, **options)
     raise ValueError(
         f"Unknown pruning method {method!r}; use one of {METHODS}."
     )
@@ -475,11 +624,13 @@ def borrowed_densities(model, method, layers, density, data=None, **options):
     density = check_density(density)
     if density == 1.0:
         return [1.0] * len(names)
-    masks = pruning_masks(
+    # Only the per-layer counts come to the host.
+    found, masks = _pruning_mask_tensors(
         model, method, density, data=data, layers=names, per_layer=1,
         **options,
     )
-    return [float(masks[name].mean()) for name in names]
+    by_name = dict(zip(found, saliency.densities(masks)))
+    return [float(by_name[name]) for name in names]
 
 
 def prune_at_init(model, method, density, data=None, *, layers=None,

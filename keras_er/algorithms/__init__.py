@@ -21,8 +21,10 @@ Where each method lives:
 * `keras_er.algorithms.soft_threshold`: STR's effective kernel, survivors,
   folding and the global threshold shift (`threshold_shift`); the layer
   variables are in `keras_er.layers.soft_threshold`.
-* `keras_er.scores`: SNIP and SynFlow scores and masks (already functions
-  of a model and data; not moved).
+* `keras_er.algorithms.saliency`: SNIP / SynFlow connection scores
+  ``|w * dF/dw|`` (`connection_scores`), the global top-k of SynFlow's
+  rounds and of the one-shot masks (`global_top_k`) and mask densities;
+  `keras_er.scores` computes the gradients on the model and calls them.
 
 Tie-breaking is deterministic: magnitude pruning and edge-popup keep the
 lowest flat index among tied entries; RiGL / SET break ties in a seeded
@@ -38,6 +40,7 @@ from keras_er.algorithms.magnitude import (
     top_k_mask,
 )
 from keras_er.algorithms.rigl import random_scores, rewire
+from keras_er.algorithms.saliency import connection_scores, global_top_k
 from keras_er.algorithms.soft_threshold import (
     effective_kernel,
     fold_kernel,
@@ -49,8 +52,10 @@ __all__ = [
     "SCOPES",
     "allocate",
     "check_scope",
+    "connection_scores",
     "effective_kernel",
     "fold_kernel",
+    "global_top_k",
     "magnitude_masks",
     "random_scores",
     "rewire",

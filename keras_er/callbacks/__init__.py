@@ -1,5 +1,7 @@
 """Keras callbacks that train sparse networks inside their ER masks."""
 
+# The base class every pruning callback below derives from.
+from keras_er.callbacks.base import SparseTrainingCallback
 # Sparse-to-sparse pruning (IMP, STR, gradual magnitude pruning).
 from keras_er.callbacks import schedules
 from keras_er.callbacks.imp import IMP, CyclicCosine

@@ -21,14 +21,13 @@ Workflow:
 import contextlib
 import gc
 import math
-import warnings
 
 import keras
 import numpy as np
 from keras import ops
 
 from keras_er import _checks
-from keras_er.callbacks.base import Density
+from keras_er.callbacks.base import SparseTrainingCallback
 from keras_er.algorithms._select import count as _count
 from keras_er.algorithms.edge_popup import subnetwork_mask
 from keras_er.optimizer_state import unwrap
@@ -122,7 +121,7 @@ def _init_weights(layer, weight_init, gain, rng):
     layer.apply_mask()
 
 
-class EdgePopup(keras.callbacks.Callback):
+class EdgePopup(SparseTrainingCallback):
     """Finds a strong lottery ticket inside the ER mask with edge-popup.
 
     The weights stay frozen; the scores installed by `EdgePopup.prepare`
@@ -209,19 +208,9 @@ class EdgePopup(keras.callbacks.Callback):
         final_density=None,
     ):
         super().__init__()
-        if final_density is not None:
-            if target_density is not None:
-                raise ValueError(
-                    "Pass target_density only; final_density is its "
-                    "deprecated alias."
-                )
-            warnings.warn(
-                "EdgePopup(final_density=...) is deprecated; use "
-                "target_density=... (the name IMP, RiGL and STR use).",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            target_density = final_density
+        target_density = self.resolve_target_density(
+            target_density, "EdgePopup", final_density=final_density
+        )
         if target_density is None:
             raise ValueError(
                 "EdgePopup needs target_density, the final overall density "
@@ -265,15 +254,35 @@ class EdgePopup(keras.callbacks.Callback):
         """Deprecated alias of ``target_density``."""
         return self.target_density
 
-    @property
-    def density(self):
-        """Overall density of the current subnetwork (see `current_density`).
+    needs_prepare = True
 
-        ``None`` before training has set a level.
+    def pruned_layers(self):
+        """The prepared ER layers (known once training starts)."""
+        return self._layers
+
+    def _current_density(self):
+        """Overall density of the current subnetwork (`current_density`).
+
+        ``None`` before training has set a level; the mask density after
+        `finalize`.
         """
-        if not self._layers or self.level < 1:
+        if not self._layers:
             return None
-        return Density(self.current_density())
+        if self.level < 1:
+            return None
+        if not any(
+            isinstance(layer.reparameterization, EdgePopupScores)
+            for layer in self._layers
+        ):
+            return super()._current_density()
+        return self.current_density()
+
+    def is_prepared(self, model):
+        """Whether an ER layer of ``model`` carries `EdgePopupScores`."""
+        return any(
+            isinstance(layer.reparameterization, EdgePopupScores)
+            for layer in er_layers(model)
+        )
 
     # ----------------------------------------------------------------- setup
 
@@ -521,8 +530,10 @@ class EdgePopup(keras.callbacks.Callback):
     # ------------------------------------------------------------- callbacks
 
     def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
         er_layers(self.model)  # Raises a clear error without ER layers.
         check_model(self.model)  # Model outside strategy.scope()?
+        self.check_prepared()
         self._layers = _prepared_layers(self.model)
         _check_optimizer(self.model, self._layers)
         # Checks the arguments against the masks now; built again at the
@@ -547,11 +558,11 @@ class EdgePopup(keras.callbacks.Callback):
             logs["edge_popup_level"] = self.level
 
     def on_train_end(self, logs=None):
-        if not self.finalize_at_end or not self._layers:
-            return
-        # The target density, whatever level training stopped at.
-        self._set_level(self.levels)
-        EdgePopup.finalize(self.model)
+        if self.finalize_at_end and self._layers:
+            # The target density, whatever level training stopped at.
+            self._set_level(self.levels)
+            EdgePopup.finalize(self.model)
+        super().on_train_end(logs)
 
 
 @contextlib.contextmanager

@@ -24,11 +24,7 @@ import numpy as np
 from keras import ops
 
 from keras_er import _checks
-from keras_er.callbacks.callback_state import (
-    CallbackState,
-    warn_if_optimizer_not_restored,
-)
-from keras_er.callbacks.base import Density
+from keras_er.callbacks.base import SparseTrainingCallback
 from keras_er.callbacks.magnitude_pruning import (
     check_scope,
     kernel_sizes,
@@ -146,7 +142,7 @@ def _count_schedule(start_count, total, target_density, prune_fraction):
     return counts
 
 
-class IMP(keras.callbacks.Callback):
+class IMP(SparseTrainingCallback):
     """Iterative magnitude pruning with rewinding, inside the ER masks.
 
     Training is split into cycles of ``epochs_per_cycle`` epochs. At the end
@@ -244,7 +240,6 @@ class IMP(keras.callbacks.Callback):
             )
         self.rewind_weights = rewind_weights
         self.verbose = _checks.check_verbose(verbose)
-        self._state = None
         self._state_model = None
         self._layers = None
         self._rewind_variables = None
@@ -327,15 +322,13 @@ class IMP(keras.callbacks.Callback):
         """Number of prunings done so far (0 before the first)."""
         return 0 if self._state is None else self._state.get()["cycles_done"]
 
-    @property
-    def density(self):
-        """Current overall density of the ER layers' masks.
+    def pruned_layers(self):
+        return self._layers
 
-        A float (`keras_er.callbacks.base.Density`; ``density()`` works too).
-        """
-        return Density(float(
+    def _current_density(self):
+        return float(
             mask_counts(self._layers).sum() / kernel_sizes(self._layers).sum()
-        ))
+        )
 
     def set_model(self, model):
         super().set_model(model)
@@ -348,15 +341,12 @@ class IMP(keras.callbacks.Callback):
             )
         self._layers = layers
         self._rewind_variables = self._select_rewind_variables(model, layers)
-        if self._state is None or self._state_model is not model:
-            self._state = CallbackState(
-                "keras_er_imp_state",
-                _COUNTERS,
-                [(v.shape, v.dtype) for v in self._rewind_variables],
-                owner="IMP",
-            )
-            self._state_model = model
-        self._state.attach(model)
+        self._attach_state(
+            model,
+            "keras_er_imp_state",
+            _COUNTERS,
+            [(v.shape, v.dtype) for v in self._rewind_variables],
+        )
         if not self._state.get()["started"]:
             self._check_target()
 
@@ -379,21 +369,12 @@ class IMP(keras.callbacks.Callback):
                 f"model's current density ({density:.6g}); IMP can only prune."
             )
 
-    def on_train_begin(self, logs=None):
-        self._resume_checked = False
-
     def on_epoch_begin(self, epoch, logs=None):
+        # After every on_train_begin (BackupAndRestore has loaded by now):
+        # state that load_weights read before fit continues the run if this
+        # fit does (initial_epoch > 0).
+        self._resume_state(epoch)
         counters = self._state.get()
-        if not getattr(self, "_resume_checked", True):
-            # After every on_train_begin (BackupAndRestore has loaded by
-            # now). State that load_weights read before fit continues the
-            # run if this fit does (initial_epoch > 0).
-            self._resume_checked = True
-            if self._state.resume_pending(
-                epoch > 0 and not counters["started"]
-            ):
-                warn_if_optimizer_not_restored(self.model, "IMP")
-                counters = self._state.get()
         if not counters["started"]:
             self._start()
             counters = self._state.get()
@@ -430,8 +411,8 @@ class IMP(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         # Weights saved after a completed fit carry no IMP state (its
-        # snapshot is a full copy of the rewound weights).
-        self._state.detach(self.model)
+        # snapshot is a full copy of the rewound weights); masks re-applied.
+        super().on_train_end(logs)
 
     def _start(self):
         self._check_target()

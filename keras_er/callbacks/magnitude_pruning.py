@@ -16,10 +16,11 @@ from keras_er.algorithms import magnitude as _magnitude
 from keras_er.algorithms._select import count as _count
 from keras_er.algorithms.magnitude import SCOPES, allocate, check_scope  # noqa: F401
 from keras_er.optimizer_state import StepTracker
-from keras_er.callbacks.base import Density
-from keras_er.callbacks.schedules import as_pruning_schedule
+from keras_er.callbacks.base import SparseTrainingCallback
+from keras_er.callbacks.schedules import PolynomialDecay, as_pruning_schedule
 from keras_er.distribute import check_model
 from keras_er.mask_io import er_layers
+from keras_er.ratios import check_density
 
 logger = logging.getLogger("keras_er")
 
@@ -94,7 +95,7 @@ def prune_to(layers, keep, scope="global", optimizer=None):
     return masks
 
 
-class MagnitudePruning(keras.callbacks.Callback):
+class MagnitudePruning(SparseTrainingCallback):
     """Gradual magnitude pruning on a sparsity schedule, inside the ER mask.
 
     At every step where ``schedule`` says so, the weights of smallest
@@ -114,19 +115,36 @@ class MagnitudePruning(keras.callbacks.Callback):
     (optimizer built first) and ``fit(..., initial_epoch=k)``, continues the
     schedule exactly.
 
+    **End point.** ``target_density`` (the name every keras_er callback
+    uses) is ``1 - final sparsity`` of the schedule. Instead of a schedule,
+    pass ``target_density`` and ``end_step`` (and optionally
+    ``begin_step``, ``frequency``): the schedule is then
+    ``PolynomialDecay(0, 1 - target_density, begin_step, end_step,
+    frequency=frequency)`` (Zhu & Gupta's cubic decay; weights already
+    masked count as pruned, so pruning starts once the schedule's sparsity
+    passes the model's).
+
     Args:
         schedule: A `keras_er.callbacks.schedules.PolynomialDecay` or
             `ConstantSparsity`, or tensorflow-model-optimization's
             ``tfmot.sparsity.keras.PolynomialDecay`` / ``ConstantSparsity``
             (read through their attributes; tfmot is never imported here).
+            ``None`` with ``target_density``.
         scope: ``"global"`` (default) ranks the weights of all ER layers
             together; ``"layerwise"`` keeps in every layer the same fraction
             of its unmasked weights, preserving the ER layerwise ratios.
         verbose: ``1`` prints a line each time the mask changes.
+        target_density: Final overall density, in ``(0, 1]``, instead of a
+            schedule (keyword only).
+        begin_step: First pruning step with ``target_density``.
+        end_step: Step at which ``target_density`` is reached (required
+            with ``target_density``).
+        frequency: Steps between mask updates with ``target_density``.
 
     Raises:
-        ValueError: For an unsupported schedule or scope; at ``fit`` time
-            for a model without ER layers or without an optimizer.
+        ValueError: For an unsupported schedule or scope, both or neither
+            of ``schedule`` and ``target_density``; at ``fit`` time for a
+            model without ER layers or without an optimizer.
 
     Example:
 
@@ -141,8 +159,39 @@ class MagnitudePruning(keras.callbacks.Callback):
     ```
     """
 
-    def __init__(self, schedule, scope="global", verbose=0):
+    def __init__(
+        self,
+        schedule=None,
+        scope="global",
+        verbose=0,
+        *,
+        target_density=None,
+        begin_step=0,
+        end_step=None,
+        frequency=100,
+    ):
         super().__init__()
+        if target_density is not None:
+            if schedule is not None:
+                raise ValueError(
+                    "Pass a schedule or target_density (with end_step), "
+                    "not both."
+                )
+            if end_step is None:
+                raise ValueError(
+                    "MagnitudePruning(target_density=...) needs end_step=, "
+                    "the step at which the target density is reached."
+                )
+            density = check_density(target_density, "target_density")
+            schedule = PolynomialDecay(
+                0.0, 1.0 - density, begin_step, end_step, frequency=frequency
+            )
+        elif schedule is None:
+            raise ValueError(
+                "MagnitudePruning needs a schedule (e.g. "
+                "keras_er.callbacks.schedules.PolynomialDecay(...)) or "
+                "target_density=... with end_step=...."
+            )
         self.schedule = as_pruning_schedule(schedule)
         self.scope = check_scope(scope)
         self.verbose = _checks.check_verbose(verbose)
@@ -156,14 +205,18 @@ class MagnitudePruning(keras.callbacks.Callback):
         self._total = int(kernel_sizes(self._layers).sum())
 
     @property
-    def density(self):
-        """Current density over all kernel entries of the ER layers.
+    def target_density(self):
+        """The schedule's end point: ``1 - final sparsity``."""
+        return 1.0 - float(self.schedule.final_sparsity_value)
 
-        A float (`keras_er.callbacks.base.Density`; ``density()`` works too).
-        """
-        return Density(float(mask_counts(self._layers).sum()) / self._total)
+    def pruned_layers(self):
+        return self._layers
+
+    def _current_density(self):
+        return float(mask_counts(self._layers).sum()) / self._total
 
     def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
         # Read the step at the first batch: BackupAndRestore may restore the
         # optimizer in its own on_train_begin, after this one.
         self._last_step = None

@@ -24,11 +24,8 @@ from keras import ops
 from keras_er import _checks
 from keras_er.algorithms import rigl as _rigl
 from keras_er.algorithms._select import count as _count
-from keras_er.callbacks.base import Density
-from keras_er.callbacks.callback_state import (
-    CallbackState,
-    warn_if_optimizer_not_restored,
-)
+from keras_er.batches import unpack_batch as _unpack_batch
+from keras_er.callbacks.base import SparseTrainingCallback, mask_density
 from keras_er.optimizer_state import (
     StepTracker,
     reset_slots,
@@ -55,22 +52,6 @@ _COUNTERS = (
 # ---------------------------------------------------------------------------
 # Dense gradient of the effective kernel.
 # ---------------------------------------------------------------------------
-
-
-def _to_tensor(value):
-    if value is None:
-        return None
-    return ops.convert_to_tensor(value)
-
-
-def _convert(tree):
-    return None if tree is None else keras.tree.map_structure(_to_tensor, tree)
-
-
-def _unpack_batch(batch):
-    # Same convention as `fit`: (x,), (x, y), (x, y, sw) or a bare x.
-    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
-    return _convert(x), _convert(y), _convert(sample_weight)
 
 
 def dense_kernel_gradients(model, batch, layers=None, loss=None,
@@ -138,65 +119,6 @@ def dense_kernel_gradients(model, batch, layers=None, loss=None,
     return gradients(loss_of, kernels, as_numpy=as_numpy)
 
 
-class _BatchSource:
-    """Yields gradient batches from a fixed batch or an iterable of batches."""
-
-    #: What ``data=`` may be, for the error messages.
-    FORMS = (
-        "a batch tuple (x, y) or (x, y, sample_weight), or an iterable of "
-        "such batches: a repeating tf.data.Dataset, a keras.utils.PyDataset, "
-        "a torch DataLoader, a generator or a list of (x, y) tuples"
-    )
-
-    def __init__(self, data):
-        self._data = data
-        self._iterator = None
-        if isinstance(data, tuple):
-            if not 1 <= len(data) <= 3:
-                raise ValueError(
-                    "data must be (x, y) or (x, y, sample_weight), or an "
-                    f"iterable of such batches; got a tuple of {len(data)}."
-                )
-        elif (
-            isinstance(data, (str, bytes, dict))
-            or hasattr(data, "shape")  # An array or a tensor: rows, not batches.
-            or not (hasattr(data, "__iter__") or hasattr(data, "__next__"))
-        ):
-            raise ValueError(
-                f"data must be {self.FORMS}; got {_checks.describe(data)}"
-                + (
-                    f" of shape {tuple(data.shape)}. For inputs x and labels "
-                    "y pass data=(x, y)."
-                    if hasattr(data, "shape") else "."
-                )
-            )
-        elif isinstance(data, list) and not all(
-            isinstance(batch, (tuple, list)) for batch in data
-        ):
-            raise ValueError(
-                f"data must be {self.FORMS}; got a list whose entries are not "
-                "(x, y) batches. For inputs x and labels y pass the tuple "
-                "data=(x, y), not a list [x, y]."
-            )
-
-    def next(self):
-        if isinstance(self._data, tuple):
-            return self._data
-        if self._iterator is None:
-            self._iterator = iter(self._data)
-        try:
-            return next(self._iterator)
-        except StopIteration:
-            if iter(self._data) is self._data:
-                raise ValueError(
-                    "The RiGL data iterator is exhausted. Pass a repeating "
-                    "dataset (e.g. dataset.repeat()) or a re-iterable object."
-                ) from None
-            # Re-iterable (a Dataset, a list of batches): start over.
-            self._iterator = iter(self._data)
-            return next(self._iterator)
-
-
 # ---------------------------------------------------------------------------
 # One layer's drop-and-grow step: `keras_er.algorithms.rigl`.
 # ---------------------------------------------------------------------------
@@ -255,7 +177,7 @@ def _update_seed(seed, index, layer_index):
 # ---------------------------------------------------------------------------
 
 
-class RiGL(keras.callbacks.Callback):
+class RiGL(SparseTrainingCallback):
     """Rigged Lottery (Evci et al. 2020): rewires the ER masks during `fit`.
 
     At steps ``t = update_every, 2 * update_every, ...`` up to and including
@@ -450,8 +372,9 @@ class RiGL(keras.callbacks.Callback):
         self.layers = layers
         self.loss = loss
         self.verbose = verbose
-        self._batches = None if data is None else _BatchSource(data)
-        self._state = None
+        self._batches = (
+            None if data is None else self.parse_data(data, owner="RiGL")
+        )
         self._state_model = None
         self._initial_density = None
         self._restored = False
@@ -464,18 +387,14 @@ class RiGL(keras.callbacks.Callback):
 
     # -- schedule ----------------------------------------------------------
 
-    @property
-    def density(self):
-        """Current overall density of the rewired layers' masks.
+    def pruned_layers(self):
+        """The rewired ER layers."""
+        return getattr(self, "_layers", None)
 
-        A float (`keras_er.callbacks.base.Density`); ``None`` before the
-        callback has seen its model.
-        """
-        layers = getattr(self, "_layers", None)
-        if not layers:
-            return None
-        size = sum(int(np.prod(layer.mask.shape)) for layer in layers)
-        return Density(sum(self._nnz(layer) for layer in layers) / size)
+    def _current_density(self):
+        """Overall density of the rewired layers' masks (None before)."""
+        layers = self.pruned_layers()
+        return mask_density(layers) if layers else None
 
     @property
     def end_step(self):
@@ -557,23 +476,20 @@ class RiGL(keras.callbacks.Callback):
         super().set_model(model)
         if self._state is None or self._state_model is not model:
             self._layers = self._select_layers(model)
-            self._state = CallbackState(
-                "keras_er_rigl_state",
-                _COUNTERS,
-                [((len(self._layers),), "int64")],  # nnz of each layer at start
-                owner="RiGL",
-            )
-            self._state_model = model
             self.updates = []
-        # Attached before any on_train_begin, where BackupAndRestore loads.
-        self._state.attach(model)
+        self._attach_state(
+            model,
+            "keras_er_rigl_state",
+            _COUNTERS,
+            [((len(self._layers),), "int64")],  # nnz of each layer at start
+        )
 
     def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
         model = self.model
         check_model(model)  # Model outside strategy.scope()?
         self._steps.reset()
         self._restored = False
-        self._resume_checked = False
         total = self.total_steps
         if total is None:
             epochs = self.params.get("epochs")
@@ -593,15 +509,10 @@ class RiGL(keras.callbacks.Callback):
             )
 
     def on_epoch_begin(self, epoch, logs=None):
-        if not getattr(self, "_resume_checked", True):
-            # After every on_train_begin (BackupAndRestore has loaded by
-            # now). State that load_weights read before fit continues the
-            # run if this fit does (initial_epoch > 0).
-            self._resume_checked = True
-            if self._state.resume_pending(
-                epoch > 0 and not self._state.get()["started"]
-            ):
-                warn_if_optimizer_not_restored(self.model, "RiGL")
+        # After every on_train_begin (BackupAndRestore has loaded by now):
+        # state that load_weights read before fit continues the run if this
+        # fit does (initial_epoch > 0).
+        self._resume_state(epoch)
 
     def on_train_batch_begin(self, batch, logs=None):
         self._steps.batch_begin(batch, self.model)
@@ -630,8 +541,9 @@ class RiGL(keras.callbacks.Callback):
         self._write_logs(logs)
 
     def on_train_end(self, logs=None):
-        # Weights saved after a completed fit carry no RiGL state.
-        self._state.detach(self.model)
+        # Weights saved after a completed fit carry no RiGL state; masks
+        # re-applied.
+        super().on_train_end(logs)
 
     # -- internals ---------------------------------------------------------
 
@@ -698,12 +610,6 @@ class RiGL(keras.callbacks.Callback):
         )
         self._density = self._current_density()
         self._restored = True
-
-    def _current_density(self):
-        """Overall density of the rewired layers' masks now."""
-        return sum(
-            self._nnz(layer) for layer in self._layers
-        ) / sum(self._sizes)
 
     @staticmethod
     def _nnz(layer):

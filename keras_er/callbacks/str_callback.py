@@ -7,11 +7,10 @@ STR (Kusupati et al., 2020) learn which of the surviving weights to prune.
 
 import logging
 
-import keras
 import numpy as np
 
 from keras_er import _checks
-from keras_er.callbacks.base import DensityOfModel
+from keras_er.callbacks.base import DensityOfModel, SparseTrainingCallback
 from keras_er.optimizer_state import StepTracker, optimizer_step, unwrap
 from keras_er.distribute import check_model
 from keras_er.layers import soft_threshold as st
@@ -22,7 +21,7 @@ from keras_er.ratios import check_density
 logger = logging.getLogger("keras_er")
 
 
-class STR(keras.callbacks.Callback):
+class STR(SparseTrainingCallback):
     """Trains a learnable threshold per ER layer, then folds it into the mask.
 
     Every ER layer ``l`` uses the effective kernel
@@ -129,6 +128,12 @@ class STR(keras.callbacks.Callback):
         self.verbose = _checks.check_verbose(verbose)
         self._batches = 0
 
+    needs_prepare = True
+
+    def is_prepared(self, model):
+        """Whether every ER layer of ``model`` has a `SoftThreshold`."""
+        return all(st.has_soft_threshold(layer) for layer in er_layers(model))
+
     def prepare(self, model):
         """Installs `SoftThreshold` on every ER layer of ``model``.
 
@@ -228,6 +233,9 @@ class STR(keras.callbacks.Callback):
         return layers
 
     def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        er_layers(self.model)  # Raises a clear error without ER layers.
+        self.check_prepared()
         layers = self._layers()
         check_model(self.model)  # Model outside strategy.scope()?
         optimizer = getattr(self.model, "optimizer", None)
@@ -293,14 +301,14 @@ class STR(keras.callbacks.Callback):
             logs["density"] = self.density(self.model)
 
     def on_train_end(self, logs=None):
-        if not self.fold_at_end:
-            return
-        self.fold(self.model, self.target_density)
-        if self.verbose:
-            logger.info(
-                "STR: folded thresholds into the masks; density %.4g.",
-                self.density(self.model),
-            )
+        if self.fold_at_end:
+            self.fold(self.model, self.target_density)
+            if self.verbose:
+                logger.info(
+                    "STR: folded thresholds into the masks; density %.4g.",
+                    self.density(self.model),
+                )
+        super().on_train_end(logs)
 
     def get_config(self):
         return {

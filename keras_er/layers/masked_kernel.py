@@ -16,8 +16,11 @@ here ``_kernel * mask``. On top of that the kernel is kept truly sparse:
 
 `set_mask` also zeroes the optimizer state (momentum, moments, EMA averages,
 gradient accumulators) of the entries a new mask removes when it is given the
-optimizer, since Keras copies EMA averages into the weights at the end of
-``fit`` without running the projection.
+optimizer. Keras copies EMA averages into the weights at the end of ``fit``
+(``optimizer.finalize_variable_values``) without running the projection, and
+an average is updated before the projection of its step; importing this
+module therefore wraps ``keras.optimizers.Optimizer.finalize_variable_values``
+so that it re-projects the ER kernels it finalized (`_project_masked_after`).
 """
 
 import functools
@@ -64,6 +67,45 @@ class _MaskedRegularizer:
     def __call__(self, kernel):
         mask = ops.cast(self.layer.mask, kernel.dtype)
         return self.user_regularizer(ops.multiply(kernel, mask))
+
+
+def _project_masked_after(finalize):
+    """Wraps ``Optimizer.finalize_variable_values``: EMA copies re-masked.
+
+    With ``use_ema=True`` Keras' ``fit`` ends with
+    ``optimizer.finalize_variable_values(model.trainable_weights)``, which
+    assigns each variable its moving average directly, without the
+    variable's constraint. The average of an ER kernel is updated before the
+    after-update projection runs, so where an update moves entries outside
+    the mask (Muon orthogonalizes the whole update matrix) the average is
+    not zero there. The wrapper projects every ER kernel among the finalized
+    variables onto its mask again, so ``fit`` with EMA ends with entries
+    outside the masks exactly zero, with or without keras_er callbacks.
+    """
+
+    @functools.wraps(finalize)
+    def finalize_variable_values(self, var_list):
+        result = finalize(self, var_list)
+        if getattr(self, "use_ema", False):
+            for variable in var_list:
+                projection = getattr(variable, "constraint", None)
+                if isinstance(projection, _MaskProjection):
+                    projection.layer.apply_mask()
+        return result
+
+    finalize_variable_values._keras_er_masked = True
+    return finalize_variable_values
+
+
+def _install_ema_projection():
+    """Installs `_project_masked_after` on Keras' optimizer base (once)."""
+    cls = keras.optimizers.Optimizer
+    current = cls.finalize_variable_values
+    if not getattr(current, "_keras_er_masked", False):
+        cls.finalize_variable_values = _project_masked_after(current)
+
+
+_install_ema_projection()
 
 
 def _jax_tracer_error():
