@@ -160,3 +160,58 @@ def test_check_n_m_names_the_argument(value):
 
     with pytest.raises(ValueError, match="m_by_n"):
         check_n_m(value)
+
+
+# ------------------------------------- N:M magnitude pruning (callback)
+
+
+@pytest.mark.parametrize("start", ["dense", "random_2_4"])
+def test_magnitude_pruning_m_by_n_keeps_the_largest_per_group(start):
+    from keras_er.callbacks import MagnitudePruning, schedules
+
+    if start == "dense":
+        sparse = keras_er.sparsify(_convnet(), "uniform", 1.0, seed=0)
+    else:
+        sparse = keras_er.sparsify(_convnet(), "uniform", 0.5,
+                                   sampling="2:4", seed=0)
+    x = np.random.default_rng(0).random((64, 8, 8, 4), dtype=np.float32)
+    y = np.random.default_rng(1).integers(0, 10, 64)
+    sparse.compile("adam", keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True))
+    callback = MagnitudePruning(
+        schedules.ConstantSparsity(0.5, begin_step=0, frequency=3),
+        m_by_n=(2, 4))
+    sparse.fit(x, y, epochs=2, batch_size=16, callbacks=[callback], verbose=0)
+    for layer in keras_er.er_layers(sparse):
+        mask = to_numpy(layer.mask).astype(np.float32)
+        assert np.all(_groups(mask, 4) == 2), layer.name
+        assert np.all(to_numpy(layer._kernel)[mask == 0] == 0)
+    assert callback.density() == pytest.approx(0.5)
+    # Export keeps the pattern: the stripped kernels have it.
+    stripped = keras_er.strip(sparse)
+    for layer in stripped.layers:
+        if hasattr(layer, "kernel"):
+            assert np.all(_groups(to_numpy(layer.kernel) != 0, 4) <= 2)
+    config = callback.get_config()
+    assert MagnitudePruning.from_config(config).m_by_n == (2, 4)
+
+
+def test_m_by_n_keeps_the_largest_magnitudes():
+    from keras_er.algorithms.n_m import n_m_magnitude_mask
+    from keras_er.callbacks import MagnitudePruning, schedules
+
+    sparse = keras_er.sparsify(_convnet(), "uniform", 1.0, seed=0)
+    expected = {
+        layer.name: to_numpy(n_m_magnitude_mask(
+            layer.kernel, layer.mask, 2, 4, axes=layer.unit_axes))
+        for layer in keras_er.er_layers(sparse)
+    }
+    sparse.compile("sgd", "mse")
+    callback = MagnitudePruning(
+        schedules.ConstantSparsity(0.5, begin_step=0, frequency=100),
+        m_by_n=(2, 4))
+    callback.set_model(sparse)
+    callback._prune_at(0)   # the first pruning step, before any update
+    for layer in keras_er.er_layers(sparse):
+        np.testing.assert_array_equal(
+            to_numpy(layer.mask).astype(np.float32), expected[layer.name])

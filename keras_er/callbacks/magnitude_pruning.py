@@ -14,6 +14,7 @@ import numpy as np
 from keras_er import _checks
 from keras_er.algorithms import magnitude as _magnitude
 from keras_er.algorithms._select import count as _count
+from keras_er.algorithms.n_m import check_n_m, n_m_magnitude_mask
 from keras_er.algorithms.magnitude import SCOPES, allocate, check_scope  # noqa: F401
 from keras_er.optimizer_state import StepTracker
 from keras_er.callbacks.base import SparseTrainingCallback
@@ -140,6 +141,16 @@ class MagnitudePruning(SparseTrainingCallback):
         end_step: Step at which ``target_density`` is reached (required
             with ``target_density``).
         frequency: Steps between mask updates with ``target_density``.
+        m_by_n: ``(n, m)``, e.g. ``(2, 4)``, for N:M structured sparsity
+            (tensorflow-model-optimization's ``sparsity_m_by_n``): at every
+            pruning step of the schedule each layer keeps the ``n`` weights
+            of largest magnitude in every group of ``m`` consecutive inputs
+            of each output unit (among the unmasked ones), and the
+            schedule's sparsity value is not used, as in tfmot. The pattern
+            is kept through training (masked entries never come back), and
+            `keras_er.strip` / `keras_er.export` keep its zeros. Start from
+            ``sparsify(..., density=1.0)`` or a random N:M mask
+            (``sampling="2:4"``).
 
     Raises:
         ValueError: For an unsupported schedule or scope, both or neither
@@ -169,8 +180,10 @@ class MagnitudePruning(SparseTrainingCallback):
         begin_step=0,
         end_step=None,
         frequency=100,
+        m_by_n=None,
     ):
         super().__init__()
+        self.m_by_n = None if m_by_n is None else check_n_m(m_by_n)
         if target_density is not None:
             if schedule is not None:
                 raise ValueError(
@@ -256,7 +269,23 @@ class MagnitudePruning(SparseTrainingCallback):
                 self._prune_at(step)
                 return
 
+    def _prune_n_m(self, step):
+        n, m = self.m_by_n
+        optimizer = getattr(self.model, "optimizer", None)
+        for layer in self._layers:
+            layer.set_mask(
+                n_m_magnitude_mask(layer.kernel, layer.mask, n, m,
+                                   axes=layer.unit_axes),
+                optimizer=optimizer,
+            )
+        if self.verbose:
+            print(f"MagnitudePruning: step {step}, {n}:{m} masks, density "
+                  f"{self._current_density():.4f}")
+
     def _prune_at(self, step):
+        if self.m_by_n is not None:
+            self._prune_n_m(step)
+            return
         sparsity = self.schedule.sparsity(step)
         keep = max(1, int(round((1.0 - sparsity) * self._total)))
         current = int(mask_counts(self._layers).sum())
@@ -281,6 +310,7 @@ class MagnitudePruning(SparseTrainingCallback):
             "schedule_class": type(self.schedule).__name__,
             "scope": self.scope,
             "verbose": self.verbose,
+            "m_by_n": None if self.m_by_n is None else list(self.m_by_n),
         }
 
     @classmethod
