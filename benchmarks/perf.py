@@ -398,7 +398,7 @@ def _keras3_model(arch, variant):
         EdgePopup.prepare(model, seed=0)  # Before compile: scores trained.
         # finalize=False: every timed fit trains the same prepared model.
         return model, lambda: [
-            EdgePopup(final_density=FLAGS.density / 2, finalize=False)
+            EdgePopup(target_density=FLAGS.density / 2, finalize=False)
         ]
     raise ValueError(f"Unknown variant {variant!r}.")
 
