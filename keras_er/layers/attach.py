@@ -23,7 +23,7 @@ from keras_er.layers.masked_kernel import (
     MaskedKernelMixin,
     _base_has_kernel_property,
 )
-from keras_er.layers.multi_kernel import MultiKernelHolderMixin
+from keras_er.layers.multi_kernel import MultiKernelHolderMixin, _Unlocked
 
 #: The method a custom layer defines to have a kernel masked (see
 #: `declared_kernels`).
@@ -36,22 +36,6 @@ _ER_ATTRIBUTES = (
     "_pending_reparameterization", "_user_kernel_constraint", "_projection",
     "_step_mask",
 )
-
-
-class _Unlocked:
-    """Lets a built layer track new variables (as Keras' quantize does)."""
-
-    def __init__(self, layer):
-        self.tracker = getattr(layer, "_tracker", None)
-
-    def __enter__(self):
-        self.locked = self.tracker is not None and self.tracker.locked
-        if self.locked:
-            self.tracker.unlock()
-
-    def __exit__(self, *exc):
-        if self.locked:
-            self.tracker.lock()
 
 
 def declared_kernels(layer):
