@@ -102,3 +102,19 @@ def assert_rigl_rewires(model, x, y, names):
     for name in names:
         assert (before[name] != after[name]).any(), name
         assert before[name].sum() == after[name].sum(), name
+
+
+def interpreter_for(path):
+    """A TFLite interpreter of ``path``: LiteRT's (``ai-edge-litert``) where
+    it installs, else the deprecated ``tf.lite.Interpreter``."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import warnings
+
+        import tensorflow as tf
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Deprecated for LiteRT.
+            return tf.lite.Interpreter(model_path=path)
+    return Interpreter(model_path=path)

@@ -2,7 +2,6 @@
 `Model.quantize` loudly (pointing to `strip`)."""
 
 import os
-import warnings
 
 import keras
 import numpy as np
@@ -10,23 +9,12 @@ import pytest
 
 import keras_er
 from keras_er.export import gzipped_size
-from tests.conftest import to_numpy
+from tests.conftest import interpreter_for, to_numpy
 
 tf = pytest.importorskip("tensorflow")
 pytestmark = pytest.mark.tf_only
 
 DENSITY = 0.2
-
-
-def interpreter_for(path):
-    """LiteRT's interpreter where ai-edge-litert installs, else tf.lite's."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Deprecated for LiteRT.
-            return tf.lite.Interpreter(model_path=path)
-    return Interpreter(model_path=path)
 
 
 def run_tflite(path, x):

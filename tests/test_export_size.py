@@ -9,7 +9,6 @@ import gzip
 import json
 import os
 import sys
-import warnings
 import zipfile
 
 import h5py
@@ -23,7 +22,7 @@ from keras_er.export import gzipped_size
 from keras_er.layers import compact_storage
 from keras_er.layers.masked_kernel import MaskedKernelMixin
 from keras_er.research.models import lenet300_100
-from tests.conftest import mlp, to_numpy
+from tests.conftest import interpreter_for, mlp, to_numpy
 
 tf = pytest.importorskip("tensorflow")
 needs_tf_backend = pytest.mark.skipif(
@@ -71,9 +70,7 @@ def lenet_exports(tmp_path_factory):
 
 
 def _tflite_outputs(path, x):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tf.lite.Interpreter deprecation
-        interpreter = tf.lite.Interpreter(model_path=path)
+    interpreter = interpreter_for(path)  # LiteRT where it installs
     runner = interpreter.get_signature_runner()
     (name,) = runner.get_input_details()
     (output,) = runner(**{name: x}).values()
