@@ -8,6 +8,7 @@ modules' flags.
 
 import dataclasses
 import json
+import logging
 import pathlib
 import re
 import subprocess
@@ -81,13 +82,16 @@ def test_method_end_to_end_on_digits(method):
     assert len(results["density_per_epoch"]) == results["epochs"]
 
 
-def test_imp_spreads_epochs_over_cycles():
+def test_imp_spreads_epochs_over_cycles(caplog):
     # 0.3 -> 0.1 at 50 % per cycle: 0.3, 0.15, 0.1, one epoch each.
-    results = experiment.run_experiment(
-        method="imp",
-        **{**COMMON, **METHODS["imp"], "epochs": 2, "train_size": 300,
-           "test_size": 100},
-    )
+    with caplog.at_level(logging.WARNING, logger="keras_er"):
+        results = experiment.run_experiment(
+            method="imp",
+            **{**COMMON, **METHODS["imp"], "epochs": 2, "train_size": 300,
+               "test_size": 100},
+        )
+    # 3 epochs where 2 were asked: said, not silent.
+    assert "3 cycles of 1 epochs = 3 epochs, not epochs=2" in caplog.text
     assert results["method_options"] == {"cycles": 3, "epochs_per_cycle": 1}
     assert results["epochs"] == 3
     densities = results["density_per_epoch"]

@@ -365,7 +365,7 @@ def _method_callbacks(config, model, train, steps_per_epoch, epochs):
                 "IMP: %d cycles of %d epochs = %d epochs, not epochs=%d "
                 "(not a multiple of the cycles). Set epochs to a multiple of "
                 "%d or imp_epochs_per_cycle to choose.",
-                cycles, per_cycle, cycles * per_cycle, epochs, cycles, cycles,
+                cycles, per_cycle, cycles * per_cycle, epochs, cycles,
             )
         rewind = config.imp_rewind
         if isinstance(rewind, str) and rewind.isdigit():
