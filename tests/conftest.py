@@ -3,6 +3,11 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two workers share the cores: one TensorFlow op thread each, instead of
+    # a pool per worker as large as the machine, whose threads then spin
+    # and hand off work to each other (subprocesses inherit it).
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

@@ -17,8 +17,8 @@ pytestmark = pytest.mark.tf_only
 def test_keras_er_and_tfmot_prune_the_trained_model_alike():
     pytest.importorskip("tensorflow_model_optimization")
     done = subprocess.run(
-        [sys.executable, SCRIPT, "--train_size=1500", "--test_size=2000", "--epochs=1",
-         "--prune_epochs=2", "--frequency=4"],
+        [sys.executable, SCRIPT, "--train_size=1000", "--test_size=500",
+         "--epochs=1", "--prune_epochs=2", "--frequency=4"],
         capture_output=True, text=True, timeout=900, cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr[-3000:]
