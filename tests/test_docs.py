@@ -7,7 +7,8 @@ a fresh temporary directory (blocks write files such as ``m.keras``).
 
 To keep the suite short, ``keras.Model.fit`` is shortened while the blocks
 run (`_short_fit`): at most ``KERAS_ER_DOCS_EPOCHS`` epochs (default 1) of
-at most ``KERAS_ER_DOCS_STEPS`` batches each (default 4). Everything else
+at most ``KERAS_ER_DOCS_STEPS`` batches each (default 4); ``evaluate`` runs
+at most ``KERAS_ER_DOCS_STEPS`` batches too. Everything else
 runs as written; a block of ``>>>`` lines is run as a doctest, so the
 outputs it shows are checked too. Whether the Quickstart reaches the accuracy the README
 states, trained in full, is a benchmark (a few minutes of training):
@@ -49,6 +50,13 @@ def _short_fit(monkeypatch):
         )
 
     monkeypatch.setattr(keras.Model, "fit", short_fit)
+    evaluate = keras.Model.evaluate
+
+    def short_evaluate(self, *args, **kwargs):
+        kwargs["steps"] = min(kwargs.get("steps") or max_steps, max_steps)
+        return evaluate(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "evaluate", short_evaluate)
 
 
 @pytest.mark.tf_only
