@@ -118,6 +118,33 @@ def _compile(keras, model):
     )
 
 
+def train_dense(keras, framework):
+    """Stage 1, the same for both libraries: the trained dense model.
+
+    Returns:
+        ``(train, test, dense, results)``, ``results`` with its accuracy.
+    """
+    (x, y), (x_test, y_test) = load_data(FLAGS.train_size)
+    keras.utils.set_random_seed(FLAGS.seed)
+    dense = conv_net(keras)
+    _compile(keras, dense)
+    dense.fit(x, y, epochs=FLAGS.epochs, validation_split=0.1, verbose=2)
+    results = {"framework": framework}
+    results["dense_accuracy"] = dense.evaluate(
+        x_test, y_test, verbose=0, return_dict=True)["accuracy"]
+    return (x, y), (x_test, y_test), dense, results
+
+
+def measure_files(paths, results, x_test, y_test):
+    """Adds the gzip'd size of every file and the TFLite accuracies."""
+    for name, path in paths.items():
+        results[f"{name}_gzip_bytes"] = gzipped(path)
+    for name in ("pruned_tflite", "pruned_int8_tflite"):
+        results[f"{name}_accuracy"] = tflite_accuracy(
+            paths[name], x_test, y_test)
+    return results
+
+
 def _end_step(n_train):
     return math.ceil(n_train * 0.9 / FLAGS.batch_size) * FLAGS.prune_epochs
 
@@ -128,14 +155,7 @@ def run_keras_er(directory):
     import keras_er
     from keras_er.callbacks import MagnitudePruning, schedules
 
-    (x, y), (x_test, y_test) = load_data(FLAGS.train_size)
-    keras.utils.set_random_seed(FLAGS.seed)
-    dense = conv_net(keras)
-    _compile(keras, dense)
-    dense.fit(x, y, epochs=FLAGS.epochs, validation_split=0.1, verbose=2)
-    results = {"framework": "keras_er"}
-    results["dense_accuracy"] = dense.evaluate(
-        x_test, y_test, verbose=0, return_dict=True)["accuracy"]
+    (x, y), (x_test, y_test), dense, results = train_dense(keras, "keras_er")
 
     # Full masks on the trained model (weights kept), then tfmot's schedule,
     # each layer pruned to the schedule's sparsity ("layerwise").
@@ -172,12 +192,7 @@ def run_keras_er(directory):
     keras_er.export(model, paths["pruned_tflite"], format="tflite")
     keras_er.export(model, paths["pruned_int8_tflite"], format="tflite",
                     quantize="dynamic_range")
-    for name, path in paths.items():
-        results[f"{name}_gzip_bytes"] = gzipped(path)
-    for name in ("pruned_tflite", "pruned_int8_tflite"):
-        results[f"{name}_accuracy"] = tflite_accuracy(
-            paths[name], x_test, y_test)
-    return results
+    return measure_files(paths, results, x_test, y_test)
 
 
 def run_tfmot(directory):
@@ -186,14 +201,7 @@ def run_tfmot(directory):
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
-    (x, y), (x_test, y_test) = load_data(FLAGS.train_size)
-    keras.utils.set_random_seed(FLAGS.seed)
-    dense = conv_net(keras)
-    _compile(keras, dense)
-    dense.fit(x, y, epochs=FLAGS.epochs, validation_split=0.1, verbose=2)
-    results = {"framework": "tfmot"}
-    results["dense_accuracy"] = dense.evaluate(
-        x_test, y_test, verbose=0, return_dict=True)["accuracy"]
+    (x, y), (x_test, y_test), dense, results = train_dense(keras, "tfmot")
 
     # Saved now: tfmot's wrappers share the layers of `dense`, so pruning
     # changes its kernels too. An uncompiled copy: no optimizer state.
@@ -239,12 +247,7 @@ def run_tfmot(directory):
         converter.optimizations = optimizations
         with open(paths[name], "wb") as f:
             f.write(converter.convert())
-    for name, path in paths.items():
-        results[f"{name}_gzip_bytes"] = gzipped(path)
-    for name in ("pruned_tflite", "pruned_int8_tflite"):
-        results[f"{name}_accuracy"] = tflite_accuracy(
-            paths[name], x_test, y_test)
-    return results
+    return measure_files(paths, results, x_test, y_test)
 
 
 ROWS = [

@@ -36,6 +36,19 @@ def role_seed(seed, index):
     return int(state[0] % (2**31 - 1))
 
 
+def check_role_reparameterizations(reparameterization):
+    """``{role: config}`` of a layer with several kernels (None: empty)."""
+    if reparameterization is not None and not isinstance(
+        reparameterization, dict
+    ):
+        raise ValueError(
+            "reparameterization must be None or a dict {role: config}; "
+            "install one on a role with "
+            "`layer.er_units()[i][1].set_reparameterization(...)`."
+        )
+    return dict(reparameterization or {})
+
+
 class MaskedCompositeMixin(StripFirstMixin):
     """Per-role masks for a layer with several kernels.
 
@@ -81,15 +94,9 @@ class MaskedCompositeMixin(StripFirstMixin):
         self.sampling = masks_lib.check_sampling(sampling)
         self.flow = masks_lib.check_flow(flow)
         self.mask_dtype = masks_lib.check_mask_dtype(mask_dtype)
-        if reparameterization is not None and not isinstance(
-            reparameterization, dict
-        ):
-            raise ValueError(
-                "reparameterization must be None or a dict {role: config}; "
-                "install one on a role with "
-                "`layer.er_units()[i][1].set_reparameterization(...)`."
-            )
-        self._role_reparameterizations = dict(reparameterization or {})
+        self._role_reparameterizations = check_role_reparameterizations(
+            reparameterization
+        )
         # `keras_er.sparsify` hands each masked role its mask here.
         self._initial_masks = {}
 

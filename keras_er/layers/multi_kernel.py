@@ -28,7 +28,11 @@ import numpy as np
 from keras import ops
 
 from keras_er.distribute import scope_of_variable
-from keras_er.layers.composite import role_name, role_seed
+from keras_er.layers.composite import (
+    check_role_reparameterizations,
+    role_name,
+    role_seed,
+)
 from keras_er.layers.masked_kernel import (
     ER_CONFIG_ENTRY,
     MaskedKernelMixin,
@@ -388,15 +392,9 @@ class MultiKernelOwnerMixin:
             "flow": check_flow(flow),
             "mask_dtype": check_mask_dtype(mask_dtype),
         }
-        if reparameterization is not None and not isinstance(
-            reparameterization, dict
-        ):
-            raise ValueError(
-                "reparameterization must be None or a dict {role: config}; "
-                "install one on a role with "
-                "`layer.er_units()[i][1].set_reparameterization(...)`."
-            )
-        state["role_reparameterizations"] = dict(reparameterization or {})
+        state["role_reparameterizations"] = check_role_reparameterizations(
+            reparameterization
+        )
         # Masks handed over by `keras_er.sparsify` (role -> mask).
         state["initial_masks"] = {}
         object.__setattr__(self, "_er_options", state)
