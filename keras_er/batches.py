@@ -19,6 +19,7 @@ import keras
 from keras import ops
 
 from keras_er import _checks
+from keras_er.processes import global_batch
 
 
 class _DataError(TypeError, ValueError):
@@ -48,6 +49,8 @@ def unpack_batch(batch):
     bare ``x``.
     """
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
+    # Several processes: one global batch (see `global_batch`).
+    x, y, sample_weight = global_batch((x, y, sample_weight))
     return _convert(x), _convert(y), _convert(sample_weight)
 
 

@@ -8,6 +8,7 @@ import numpy as np
 from keras_er._checks import check_model, describe
 from keras_er.layers import is_er_layer
 from keras_er.model_walk import iter_maskable, unit_name
+from keras_er.processes import host_array
 
 
 def er_layers(model):
@@ -63,9 +64,7 @@ def get_masks(model):
     ```
     """
     return {
-        unit_name(layer): np.asarray(
-            keras.ops.convert_to_numpy(layer.mask), dtype=np.float32
-        )
+        unit_name(layer): host_array(layer.mask).astype(np.float32)
         for layer in er_layers(model)
     }
 

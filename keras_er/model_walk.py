@@ -29,6 +29,7 @@ from keras_er.layers.multi_kernel import (
     owner_er_units,
 )
 from keras_er.masks import DEFAULT_AXES
+from keras_er.processes import host_array
 from keras_er.ratios import KernelShape
 
 
@@ -604,19 +605,36 @@ def copy_model(model):
         new_model,
         {unit_name(layer): layer._attach_config() for layer in sources},
         masks={
-            unit_name(layer): keras.ops.convert_to_numpy(layer.mask)
+            unit_name(layer): host_array(layer.mask)
             for layer in sources
         },
     )
-    try:
-        new_model.set_weights(model.get_weights())
-    except ValueError as error:
-        raise ValueError(
-            f"keras_er cannot copy the model {type(model).__name__!r}: the "
-            f"copy rebuilt from its config has other weights ({error}). "
-            "Pass in_place=True to change the model itself."
-        ) from error
+    copy_weights(model, new_model)
     return new_model
+
+
+def copy_weights(source, target):
+    """``target``'s weights take ``source``'s, variable by variable.
+
+    Each value goes from variable to variable where it lives (on device,
+    keeping its layout), never through a host copy of the whole model as
+    ``set_weights(get_weights())`` would: no host memory peak, and a
+    variable sharded over several processes stays sharded.
+
+    Raises:
+        ValueError: If the two models' weights differ in number or shapes.
+    """
+    sources, targets = source.weights, target.weights
+    shapes = [tuple(v.shape) for v in sources]
+    if shapes != [tuple(v.shape) for v in targets]:
+        raise ValueError(
+            f"keras_er cannot copy the model {type(source).__name__!r}: the "
+            "copy rebuilt from its config has other weights "
+            f"({len(targets)} weights instead of {len(sources)}, or other "
+            "shapes). Pass in_place=True to change the model itself."
+        )
+    for from_variable, to_variable in zip(sources, targets):
+        to_variable.assign(from_variable.value)
 
 
 def attach_recorded(model, recorded, masks=None):

@@ -34,6 +34,7 @@ from keras_er._checks import (
 )
 from keras_er.algorithms import saliency
 from keras_er.batches import BatchSource
+from keras_er.processes import global_batch, mean_over_workers
 from keras_er.gradients import gradients
 from keras_er.model_walk import (
     clone_layerwise,
@@ -107,9 +108,10 @@ def _unpack_data(data, method="snip"):
         raise ValueError(
             f"{method!r} scores need a batch of data: pass data=(x, y)."
         )
-    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(
+    # Several processes: one global batch (see `global_batch`).
+    x, y, sample_weight = global_batch(keras.utils.unpack_x_y_sample_weight(
         BatchSource(data, owner=method.upper()).next()
-    )
+    ))
     if y is None:
         raise ValueError(
             f"{method!r} scores need labels: data must give (x, y) batches."
@@ -196,6 +198,8 @@ def _snip_tensors(model, data, loss=None, layers=None, training=False):
         return ops.mean(loss_fn(y, y_pred))
 
     grads = _gradients(objective, variables, values)
+    # TF multi-worker: one gradient, the mean over the workers' batches.
+    grads = mean_over_workers(grads, model)
     return (
         [unit_name(layer) for layer in chosen],
         [saliency.connection_scores(w, g) for w, g in zip(values, grads)],

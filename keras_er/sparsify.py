@@ -21,6 +21,7 @@ from keras_er.densities import (
 )
 from keras_er.ratios import check_density
 from keras_er.distribute import scope_of_model
+from keras_er.processes import random_seed
 from keras_er.layers import (
     ER_LAYER_FOR,
     is_er_composite,
@@ -76,9 +77,6 @@ def unmaskable_weight_layers(model):
             )
     return found
 
-
-def _to_numpy(value):
-    return np.asarray(keras.ops.convert_to_numpy(value))
 
 INITS = ("keep", "sparse_he_normal")
 
@@ -249,7 +247,7 @@ def sparsify(
         **options,
     )
     if seed is None:
-        seed = int(np.random.SeedSequence().generate_state(1)[0])
+        seed = random_seed()  # The same on every process.
     selected = select_layers(model, layers)
     unmaskable = unmaskable_weight_layers(model)
     if unmaskable and layers is None:
@@ -282,20 +280,19 @@ def sparsify(
         for index, (layer, mask, added) in enumerate(zip(chosen, masks, edges))
     }
 
-    def final_kernel(kernel, mask, layer_density, index):
-        """The kernel the ER layer starts from: the model's (or, for
-        ``sparse_he_normal``, a redrawn one) times its mask."""
-        kernel = np.asarray(kernel)
+    def final_kernel(layer, mask, layer_density, index):
+        """New kernel values for ``sparse_he_normal``, else None: the
+        model's kernel stays where it lives and attaching the mask zeroes
+        its entries outside (on device, no host copy)."""
         # An embedding table is looked up, not summed over a fan-in.
-        if init == "sparse_he_normal" and not isinstance(
+        if init != "sparse_he_normal" or isinstance(
             chosen[index], keras.layers.Embedding
         ):
-            shape = shapes[index]
-            fan_in = np.prod(shape) / shape.n_out
-            kernel = sparse_he_normal(
-                mask, layer_density, seed, index, fan_in
-            )
-        return kernel * mask.astype(kernel.dtype)
+            return None
+        shape = shapes[index]
+        fan_in = np.prod(shape) / shape.n_out
+        kernel = sparse_he_normal(mask, layer_density, seed, index, fan_in)
+        return kernel
 
     with strategy_scope:
         # 1. The model to mask: a copy (unless in_place).
@@ -309,10 +306,7 @@ def sparsify(
             if entry is None:
                 continue
             mask, layer_density, added, index = entry
-            kernel = final_kernel(
-                _to_numpy(kernel_variable(layer)), mask, layer_density,
-                index,
-            )
+            kernel = final_kernel(layer, mask, layer_density, index)
             if isinstance(layer, KernelSlot):
                 several.setdefault(id(layer.owner), (layer.owner, {}))[1][
                     layer.role

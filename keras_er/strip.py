@@ -92,12 +92,6 @@ def _copy_composite(er_layer, plain_layer):
     }
     for role, unit in er_layer.er_units():
         kernel, bias = targets[role]
-        kernel.assign(positive_zeros(_to_numpy(unit.kernel)))
+        kernel.assign(positive_zeros(unit.kernel))  # On device.
         if bias is not None:
-            bias.assign(_to_numpy(unit.bias))
-
-
-def _to_numpy(value):
-    import keras
-
-    return keras.ops.convert_to_numpy(value)
+            bias.assign(unit.bias.value)

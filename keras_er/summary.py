@@ -4,6 +4,7 @@ import keras
 import numpy as np
 
 from keras_er._checks import check_model, describe
+from keras_er.algorithms._select import count
 from keras_er.layers import is_er_layer
 from keras_er.layers.multi_kernel import KernelUnit
 from keras_er.model_walk import (
@@ -169,10 +170,9 @@ def summary(model, print_fn=print):
         shape = tuple(kernel_shape(layer))
         params = int(np.prod(shape))
         if is_er_layer(layer):
-            nonzeros = int(np.sum(keras.ops.convert_to_numpy(layer.mask)))
+            nonzeros = count(layer.mask)  # On device.
         else:
-            kernel = keras.ops.convert_to_numpy(kernel_variable(layer))
-            nonzeros = int(np.count_nonzero(kernel))
+            nonzeros = count(kernel_variable(layer))
         positions = _positions_per_example(layer, shape)
         rows.append(
             {

@@ -3,7 +3,9 @@
 `tests/test_distribute.py` starts two of these on loopback with TF_CONFIG
 set. Each trains the same small sparsified model with SET (random growth,
 same seed) and MagnitudePruning and writes its final masks and kernels to
-``OUT`` (an ``.npz`` file) for the test to compare.
+``OUT`` (an ``.npz`` file) for the test to compare. Then RiGL rewires with
+each worker's own gradient batch (keras_er averages the gradients over the
+workers).
 
 Keras 3.15's ``model.fit`` fails under MultiWorkerMirroredStrategy for any
 model (keras-team/keras#20585: its reductions of the data batch and of the
@@ -14,6 +16,7 @@ which is what ``fit`` does with them.
     TF_CONFIG=... python tests/distributed_worker.py OUT
 """
 
+import json
 import os
 import sys
 
@@ -28,7 +31,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_er  # noqa: E402
-from keras_er.callbacks import SET, MagnitudePruning, schedules  # noqa: E402
+from keras_er.callbacks import (  # noqa: E402
+    SET, MagnitudePruning, RiGL, schedules,
+)
 from keras_er.mask_io import er_layers  # noqa: E402
 
 GLOBAL_BATCH = 32
@@ -96,26 +101,41 @@ def main(out):
         losses = STRATEGY.run(step, args=inputs)
         return STRATEGY.reduce("SUM", losses, axis=None)
 
+    def train(callbacks):
+        callbacks = keras.callbacks.CallbackList(
+            callbacks, model=model, epochs=EPOCHS, steps=STEPS, verbose=0,
+        )
+        losses = []
+        callbacks.on_train_begin()
+        for epoch in range(EPOCHS):
+            callbacks.on_epoch_begin(epoch)
+            for index in range(STEPS):
+                callbacks.on_train_batch_begin(index)
+                loss = float(train_step(next(batches)))
+                callbacks.on_train_batch_end(index, {"loss": loss})
+            losses.append(loss)
+            callbacks.on_epoch_end(epoch, {"loss": loss})
+        callbacks.on_train_end()
+        return losses
+
     counter = CountChanges()
     schedule = schedules.PolynomialDecay(0.5, 0.8, 0, 8, frequency=4)
-    callbacks = keras.callbacks.CallbackList(
-        [SET(update_every=2, schedule="constant", seed=0),
-         MagnitudePruning(schedule), counter],
-        model=model, epochs=EPOCHS, steps=STEPS, verbose=0,
+    losses = train([SET(update_every=2, schedule="constant", seed=0),
+                    MagnitudePruning(schedule), counter])
+    # RiGL with each worker's own gradient batch: the gradients are
+    # averaged over the workers, so both grow the same connections.
+    rank = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+    local = slice(16 * rank, 16 * (rank + 1))
+    rigl = RiGL(update_every=2, drop_fraction=0.3, data=(x[local], y[local]))
+    before = [np.asarray(layer.mask) for layer in er_layers(model)]
+    train([rigl])
+    rewired = any(
+        (np.asarray(layer.mask) != mask).any()
+        for layer, mask in zip(er_layers(model), before)
     )
-    losses = []
-    callbacks.on_train_begin()
-    for epoch in range(EPOCHS):
-        callbacks.on_epoch_begin(epoch)
-        for index in range(STEPS):
-            callbacks.on_train_batch_begin(index)
-            loss = float(train_step(next(batches)))
-            callbacks.on_train_batch_end(index, {"loss": loss})
-        losses.append(loss)
-        callbacks.on_epoch_end(epoch, {"loss": loss})
-    callbacks.on_train_end()
 
-    arrays = {"changes": np.array(counter.changes), "loss": np.array(losses)}
+    arrays = {"changes": np.array(counter.changes), "loss": np.array(losses),
+              "rigl_rewired": np.array(rewired)}
     for layer in er_layers(model):
         arrays[f"{layer.name}/mask"] = np.asarray(layer.mask)
         arrays[f"{layer.name}/kernel"] = np.asarray(layer._kernel)

@@ -69,6 +69,7 @@ CASES = {
 }
 
 
+@pytest.mark.heavy  # Full-size applications.
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_sparsify_train_save_load_strip(name, tmp_path):
     build, kernels, er_types = CASES[name]

@@ -52,6 +52,7 @@ def _digest(masks):
 
 
 @once
+@pytest.mark.heavy  # A fresh process.
 @_needs("jax")
 def test_data_parallel_on_jax_keeps_masks_exact():
     # Two host devices need XLA_FLAGS before JAX starts: a fresh process.
@@ -92,6 +93,7 @@ print(json.dumps({
 
 
 @once
+@pytest.mark.heavy  # Fresh processes.
 @pytest.mark.parametrize("backend", [
     pytest.param("jax", marks=_needs("jax")),
     pytest.param("torch", marks=_needs("torch")),

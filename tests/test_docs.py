@@ -26,6 +26,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# Pages whose blocks train several models (CI runs them: pytest -m heavy).
+HEAVY_PAGES = {"methods_str_borrowed.md", "migrating_from_tfmot.md"}
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
@@ -62,7 +64,11 @@ def _short_fit(monkeypatch):
 @pytest.mark.tf_only
 @pytest.mark.parametrize(
     "page",
-    [p for p in PAGES if python_blocks(p)],
+    [
+        pytest.param(p, marks=pytest.mark.heavy) if p.name in HEAVY_PAGES
+        else p
+        for p in PAGES if python_blocks(p)
+    ],
     ids=lambda p: p.relative_to(ROOT).as_posix(),
 )
 def test_page_blocks_run(page, tmp_path, monkeypatch):

@@ -172,6 +172,7 @@ def test_research_unknown_attribute():
     assert set(keras_er.research.__all__) == set(RESEARCH_SUBMODULES)
 
 
+@pytest.mark.heavy  # One fresh interpreter per module.
 def test_every_module_imports_first_without_cycles():
     """Each module, imported first (no keras_er module loaded), succeeds.
 

@@ -276,6 +276,7 @@ def _masks_here():
             for k, v in keras_er.get_masks(sparse).items()}
 
 
+@pytest.mark.heavy  # A fresh process.
 def test_same_seed_same_masks_on_the_jax_backend():
     pytest.importorskip("jax")
     if keras.backend.backend() != "tensorflow":  # Once, from TensorFlow.

@@ -123,6 +123,7 @@ def test_every_config_field_is_a_flag():
     assert flags == fields
 
 
+@pytest.mark.heavy  # A fresh process, every export format.
 @pytest.mark.tf_only  # tf.distribute / SavedModel export
 def test_train_script_end_to_end(tmp_path):
     results_json = tmp_path / "results.json"

@@ -108,6 +108,7 @@ def test_every_layer_type_is_covered():
     assert not missing, f"add an XLA case for {missing}"
 
 
+@pytest.mark.heavy  # Compiles every layer type.
 def test_every_layer_type_trains_under_xla_without_retracing():
     counter = TraceCounter()
     sparse = keras_er.sparsify(all_layer_types_model(counter), "erk", 0.3,

@@ -38,6 +38,7 @@ from keras_er.layers.edge_popup_scores import (
 )
 from keras_er.mask_io import er_layers
 from keras_er.model_walk import iter_layers, unit_name
+from keras_er.processes import random_seed
 from keras_er.ratios import check_density
 
 WEIGHT_INITS = ("signed_constant", "kaiming_normal")
@@ -367,7 +368,7 @@ class EdgePopup(SparseTrainingCallback):
                     "layer.set_reparameterization(None) first."
                 )
         if seed is None:
-            seed = int(np.random.SeedSequence().generate_state(1)[0])
+            seed = random_seed()  # The same on every process.
         seed = int(seed)
         for i, layer in enumerate(layers):
             if weight_init is not None:

@@ -35,6 +35,7 @@ from keras_er.distribute import check_model
 from keras_er.gradients import check_backend, gradients
 from keras_er.mask_io import er_layers
 from keras_er.model_walk import unit_name
+from keras_er.processes import mean_over_workers
 
 logger = logging.getLogger("keras_er")
 
@@ -116,7 +117,12 @@ def dense_kernel_gradients(model, batch, layers=None, loss=None,
         ops.multiply(layer._kernel, ops.cast(layer.mask, layer._kernel.dtype))
         for layer in layers
     ]
-    return gradients(loss_of, kernels, as_numpy=as_numpy)
+    grads = gradients(loss_of, kernels, as_numpy=False)
+    # TF multi-worker: one gradient, the mean over the workers' batches.
+    grads = mean_over_workers(grads, model)
+    if as_numpy:
+        return [np.asarray(ops.convert_to_numpy(g)) for g in grads]
+    return grads
 
 
 # ---------------------------------------------------------------------------

@@ -85,12 +85,9 @@ class EdgePopupScores(KernelReparameterization):
         Returns:
             ``["edge_popup_scores", "edge_popup_k"]``.
         """
-        shape = tuple(layer._kernel.shape)
-        layer.edge_popup_scores = layer.add_weight(
-            name="edge_popup_scores",
-            shape=shape,
-            initializer=self.score_initializer,
-            trainable=True,
+        # Shaped and sharded like the kernel (see add_kernel_like_weight).
+        layer.edge_popup_scores = layer.add_kernel_like_weight(
+            "edge_popup_scores", self.score_initializer, trainable=True,
         )
         nnz = self.mask_changed(layer)
         layer.edge_popup_k = layer.add_weight(

@@ -23,6 +23,7 @@ module therefore wraps ``keras.optimizers.Optimizer.finalize_variable_values``
 so that it re-projects the ER kernels it finalized (`_project_masked_after`).
 """
 
+import contextlib
 import functools
 import json
 
@@ -33,12 +34,50 @@ from keras import ops
 from keras_er import masks as masks_lib
 from keras_er.layers import compact_storage
 from keras_er.optimizer_state import reset_slots, unwrap
+from keras_er.processes import host_array, random_seed
 from keras_er.distribute import (
     check_mask_dtype_supported,
     scope_of_variable,
 )
 from keras_er._checks import check_seed, describe
 from keras_er.ratios import check_density
+
+class MaskInitializer(keras.initializers.Initializer):
+    """Fills a new mask variable with a mask drawn on the host.
+
+    A callable object, not a lambda: Keras ``jit``s the initializer of a
+    variable it creates already sharded (JAX, big variables).
+    Not serialized: the mask is saved as a variable.
+    """
+
+    def __init__(self, value):
+        self.value = value
+
+    def __call__(self, shape, dtype=None):
+        return ops.cast(self.value, dtype)
+
+
+_LOADING = []
+
+
+@contextlib.contextmanager
+def loading_saved_masks():
+    """Context: ER layers built inside it get their masks from a file.
+
+    `keras_er.load_model` enters it: every mask it builds is replaced by the
+    saved one right away, so drawing a random mask first would only cost
+    time (and, with ``seed=None`` on several processes, a collective).
+    """
+    _LOADING.append(True)
+    try:
+        yield
+    finally:
+        _LOADING.pop()
+
+
+def _loading_saved_masks():
+    return bool(_LOADING)
+
 
 class _MaskProjection:
     """Kernel constraint: the user's constraint, then ``* mask``.
@@ -234,8 +273,13 @@ class MaskedKernelMixin(StripFirstMixin):
                 )
             self._initial_mask = None
             return mask
+        if _loading_saved_masks():
+            # The saved mask replaces it right away: no throwaway draw.
+            return np.zeros(shape, dtype=bool)
+        # seed=None: a random seed, the same on every process.
+        seed = random_seed() if self.seed is None else self.seed
         mask, self.flow_edges_added = masks_lib.draw_layer_mask(
-            shape, self.density, np.random.default_rng(self.seed),
+            shape, self.density, np.random.default_rng(seed),
             self.sampling, self.flow, axes=self.unit_axes,
         )
         return mask
@@ -255,13 +299,9 @@ class MaskedKernelMixin(StripFirstMixin):
     def _build_mask(self):
         shape = tuple(self._kernel.shape)
         check_mask_dtype_supported(self.mask_dtype)
-        value = self._draw_own_mask(shape)
-        self.mask = self.add_weight(
-            name="mask",
-            shape=shape,
-            initializer=lambda shape, dtype=None: ops.cast(value, dtype),
-            dtype=self.mask_dtype,
-            trainable=False,
+        self.mask = self.add_kernel_like_weight(
+            "mask", MaskInitializer(self._draw_own_mask(shape)),
+            dtype=self.mask_dtype, trainable=False,
         )
         # The variable's own constraint is the user's (kernel_constraint,
         # depthwise_constraint, ...), whatever the layer calls it.
@@ -286,6 +326,56 @@ class MaskedKernelMixin(StripFirstMixin):
         )
         if pending is not None:
             self.set_reparameterization(pending)
+
+    def add_kernel_like_weight(self, name, initializer, dtype=None,
+                               trainable=False):
+        """A new variable of the layer with the kernel's shape and layout.
+
+        Masks, edge-popup scores and any other per-entry state of a kernel
+        use it. Under a `keras.distribution` (JAX) the variable is created
+        with the kernel's own `TensorLayout`, whatever its path: sharded
+        like the kernel under `ModelParallel` (the user's `LayoutMap` names
+        kernels, not masks), and already sharded at creation when Keras
+        shards the kernel at init (big variables).
+
+        Args:
+            name: The variable's name (its path is ``<layer path>/<name>``).
+            initializer: A Keras initializer object (a callable object, so
+                Keras can ``jit`` it for sharded creation).
+            dtype: The variable's dtype; default the layer's variable dtype.
+            trainable: Whether the optimizer trains it.
+
+        Returns:
+            The tracked variable.
+        """
+        shape = tuple(self._kernel.shape)
+        distribution = keras.distribution.distribution()
+        if distribution is None:
+            return self.add_weight(
+                name=name, shape=shape, initializer=initializer, dtype=dtype,
+                trainable=trainable,
+            )
+        owner, name = self._variable_owner(name)
+        layout = distribution.get_variable_layout(self._kernel)
+        # What `add_weight` does, with the kernel's layout.
+        with keras.name_scope(owner.name, caller=owner):
+            variable = keras.Variable(
+                initializer, shape=shape,
+                dtype=dtype or owner.variable_dtype, trainable=trainable,
+                name=name, layout=layout,
+            )
+        locked = owner._tracker.locked
+        owner._tracker.unlock()
+        try:
+            owner._track_variable(variable)
+        finally:
+            if locked:
+                owner._tracker.lock()
+        return variable
+
+    def _variable_owner(self, name):
+        """The Keras layer that holds this kernel's variables, and the name."""
+        return self, name
 
     @property
     def kernel(self):
@@ -508,11 +598,11 @@ class MaskedKernelMixin(StripFirstMixin):
         a saved file shrinks with density (float masks alone would make a
         sparse ``.keras`` file bigger than the dense one).
         """
-        mask = np.asarray(ops.convert_to_numpy(self.mask))
+        # Whole arrays on the host: a file holds them (every process
+        # gathers those sharded over several, see `host_array`).
+        mask = host_array(self.mask)
         encoded = {self._mask_store_index(): compact_storage.pack_mask(mask)}
-        values = compact_storage.compact_kernel(
-            ops.convert_to_numpy(self._kernel), mask
-        )
+        values = compact_storage.compact_kernel(host_array(self._kernel), mask)
         if values is not None:  # Else the full kernel (lossless either way).
             encoded[0] = values
         return encoded

@@ -133,6 +133,9 @@ class KernelUnit(MaskedKernelMixin):
 
         return slot_of(self.holder)
 
+    def _variable_owner(self, name):
+        return self.holder, f"{self.attribute}_{name}"
+
     def add_weight(self, name, **kwargs):
         """A variable of the holder, named ``<attribute>_<name>``."""
         with _Unlocked(self.holder):
@@ -327,7 +330,7 @@ def add_unit(owner, holder, role, attribute, unit_axes, *, mask, density,
 def remove_units(holder, positive_zeros):
     """Drops every mask of ``holder`` (kernels become ``kernel * mask``)."""
     for unit in list(_units(holder).values()):
-        kernel = positive_zeros(ops.convert_to_numpy(unit.kernel))
+        kernel = positive_zeros(unit.kernel)
         if unit.reparameterization is not None:
             unit.set_reparameterization(None)
         variable = unit._kernel
@@ -335,7 +338,7 @@ def remove_units(holder, positive_zeros):
         regularizer = getattr(variable, "regularizer", None)
         if isinstance(regularizer, _MaskedRegularizer):
             variable.regularizer = regularizer.user_regularizer
-        variable.assign(kernel.astype(variable.dtype))
+        variable.assign(ops.cast(kernel, variable.dtype))
         with _Unlocked(holder):
             holder._untrack_variable(unit.mask)
     vars(holder).pop("_er_kernel_units", None)
