@@ -9,7 +9,10 @@ import zipfile
 import keras
 import numpy as np
 
-from keras_er.layers.masked_kernel import ER_CONFIG_ENTRY
+from keras_er.layers.masked_kernel import (
+    ER_CONFIG_ENTRY,
+    loading_saved_masks,
+)
 from keras_er.model_walk import attach_recorded
 
 _CONFIG_FILE = "config.json"
@@ -50,7 +53,10 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     that layer, plain, and Keras then refuses the extra mask in the file.
     This function rebuilds the model from the same config, masks those
     layers again where they sit (same names and variable paths) and loads
-    the weights, masks and optimizer state.
+    the weights, masks and optimizer state. No mask is drawn on the way
+    (``keras.saving.load_model`` draws each ER layer's random mask before
+    reading the saved one): faster for big models, and no agreement across
+    processes is needed.
 
     Args:
         filepath: A `.keras` file written by ``model.save``.
@@ -92,12 +98,13 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
                 name.startswith("assets/") for name in archive.namelist()
             )
         saved = saved_masked_units(weights_path)
-        model = keras.saving.load_model(
-            path, custom_objects=custom_objects, compile=compile,
-            safe_mode=safe_mode,
-        ) if not _needs_reattach(saved, config) else None
-        if model is not None:
-            return model
+        if not _needs_reattach(saved, config):
+            # Every mask comes from the file: none is drawn first.
+            with loading_saved_masks():
+                return keras.saving.load_model(
+                    path, custom_objects=custom_objects, compile=compile,
+                    safe_mode=safe_mode,
+                )
         if has_assets:
             raise ValueError(
                 f"{filepath!r} has masked layers inside custom layers and "
@@ -107,7 +114,9 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
             )
         if not compile:
             config["compile_config"] = None
-        with keras.saving.custom_object_scope(custom_objects or {}):
+        with keras.saving.custom_object_scope(
+            custom_objects or {}
+        ), loading_saved_masks():
             model = keras.saving.deserialize_keras_object(
                 config, safe_mode=safe_mode
             )
