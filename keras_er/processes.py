@@ -35,7 +35,8 @@ def process_count():
 
 def _workers(strategy):
     # Replicas in sync over the replicas of this worker.
-    return strategy.num_replicas_in_sync // len(strategy.extended.worker_devices)
+    local = len(strategy.extended.worker_devices)
+    return strategy.num_replicas_in_sync // local
 
 
 def _multi_worker_strategy():
@@ -255,6 +256,7 @@ def mean_over_workers(tensors, model):
         return tensors
     tensors = list(tensors)
     per_replica = strategy.run(lambda: [tf.identity(t) for t in tensors])
-    return list(strategy.reduce(
-        tf.distribute.ReduceOp.MEAN, per_replica, axis=None
-    ))
+    return [
+        strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+        for value in per_replica
+    ]

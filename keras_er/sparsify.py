@@ -36,7 +36,6 @@ from keras_er.model_walk import (
     iter_layers,
     iter_maskable,
     kernel_shape,
-    kernel_variable,
     walk_layers,
     _children,
     select_layers,

@@ -34,7 +34,8 @@ def _run_two_processes(tmp_path, mode):
         for rank in range(2):
             with open(logs[rank], "w") as log:
                 processes.append(subprocess.Popen(
-                    [sys.executable, str(ROOT / "tests" / "jax_multiprocess.py"),
+                    [sys.executable,
+                     str(ROOT / "tests" / "jax_multiprocess.py"),
                      str(port), str(rank), str(outputs[rank]), mode],
                     cwd=ROOT, env=_env(JAX_PLATFORMS="cpu"),
                     stdout=log, stderr=subprocess.STDOUT,

@@ -42,6 +42,7 @@ from keras_er.distribute import (
 from keras_er._checks import check_seed, describe
 from keras_er.ratios import check_density
 
+
 class MaskInitializer(keras.initializers.Initializer):
     """Fills a new mask variable with a mask drawn on the host.
 
