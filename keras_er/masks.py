@@ -407,7 +407,8 @@ def preserve_flow(mask, density, rng, method="addition", axes=None):
 
 
 def draw_masks(
-    shapes, densities, seed=0, sampling="bernoulli", flow="addition"
+    shapes, densities, seed=0, sampling="bernoulli", flow="addition",
+    dtype="float32",
 ):
     """Draws one flow-preserving random mask per layer.
 
@@ -422,6 +423,10 @@ def draw_masks(
             ``draw_mask``).
         flow: ``"addition"``, ``"rejection"`` or ``None`` (see
             ``preserve_flow``; N:M masks need none).
+        dtype: NumPy dtype of the returned masks. ``"bool"`` (what
+            `keras_er.sparsify` uses) keeps one byte per entry: each mask
+            is converted as soon as it is drawn, so only one layer's
+            ``float32`` mask exists at a time.
 
     Returns:
         ``(masks, edges_added)``: two lists, one entry per layer.
@@ -453,6 +458,6 @@ def draw_masks(
             shape, density, layer_rng(seed, index), sampling, flow,
             axes=getattr(shape, "axes", None),
         )
-        masks.append(mask)
+        masks.append(mask.astype(dtype, copy=False))
         added.append(edges)
     return masks, added

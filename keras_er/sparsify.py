@@ -272,6 +272,7 @@ def sparsify(
         seed=seed,
         sampling=sampling,
         flow=flow,
+        dtype=bool,  # One byte per entry while all masks wait to attach.
     )
     # Unit name -> (mask, density, edges added, index among chosen).
     plan = {

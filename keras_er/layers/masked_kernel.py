@@ -266,7 +266,7 @@ class MaskedKernelMixin(StripFirstMixin):
 
     def _draw_own_mask(self, shape):
         if self._initial_mask is not None:
-            mask = np.asarray(self._initial_mask, dtype=np.float32)
+            mask = np.asarray(self._initial_mask)  # Any 0/1 dtype.
             if mask.shape != tuple(shape):
                 raise ValueError(
                     f"Layer {self.name!r}: initial mask shape {mask.shape} "
