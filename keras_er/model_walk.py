@@ -616,10 +616,10 @@ def copy_model(model):
 def copy_weights(source, target):
     """``target``'s weights take ``source``'s, variable by variable.
 
-    Each value goes from variable to variable where it lives (on device,
-    keeping its layout), never through a host copy of the whole model as
-    ``set_weights(get_weights())`` would: no host memory peak, and a
-    variable sharded over several processes stays sharded.
+    Each value is copied from variable to variable where it lives (on
+    device, keeping its layout), never through a host copy of the whole
+    model as ``set_weights(get_weights())`` would: no host memory peak, and
+    a variable sharded over several processes stays sharded.
 
     Raises:
         ValueError: If the two models' weights differ in number or shapes.
@@ -634,7 +634,9 @@ def copy_weights(source, target):
             "shapes). Pass in_place=True to change the model itself."
         )
     for from_variable, to_variable in zip(sources, targets):
-        to_variable.assign(from_variable.value)
+        # A copy: JAX's fit and predict donate a model's buffers, so two
+        # models must never share one.
+        to_variable.assign(keras.ops.copy(from_variable.value))
 
 
 def attach_recorded(model, recorded, masks=None):

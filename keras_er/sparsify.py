@@ -246,7 +246,10 @@ def sparsify(
         **options,
     )
     if seed is None:
-        seed = random_seed()  # The same on every process.
+        # The same on every process (a TF multi-worker strategy is found
+        # through the model's scope, as for the variables below).
+        with scope_of_model(model):
+            seed = random_seed()
     selected = select_layers(model, layers)
     unmaskable = unmaskable_weight_layers(model)
     if unmaskable and layers is None:

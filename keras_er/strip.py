@@ -1,5 +1,7 @@
 """`strip`: turn ER layers back into plain Keras layers with sparse weights."""
 
+import keras
+
 from keras_er._checks import check_bool, check_model
 from keras_er.layers import (
     KERAS_LAYER_FOR,
@@ -94,4 +96,5 @@ def _copy_composite(er_layer, plain_layer):
         kernel, bias = targets[role]
         kernel.assign(positive_zeros(unit.kernel))  # On device.
         if bias is not None:
-            bias.assign(unit.bias.value)
+            # A copy: JAX donates a model's buffers when it runs.
+            bias.assign(keras.ops.copy(unit.bias.value))
