@@ -64,6 +64,49 @@ def test_mirrored_strategy_on_two_logical_cpus():
     assert " passed" in output and "skipped" not in output, _tail(output)
 
 
+def run_two_processes(tmp_path, name, command, timeout):
+    """Starts two processes and returns their ``.npz`` results as dicts.
+
+    ``command(i, output)`` gives process ``i``'s argv and environment; it
+    writes its results to ``output``. Both are killed (only ours, by their
+    handles) if they have not finished ``timeout`` seconds after the start.
+    """
+    outputs = [tmp_path / f"{name}{i}.npz" for i in range(2)]
+    logs = [tmp_path / f"{name}{i}.log" for i in range(2)]
+    processes = []
+    try:
+        for i in range(2):
+            argv, env = command(i, outputs[i])
+            with open(logs[i], "w") as log:
+                processes.append(subprocess.Popen(
+                    argv, cwd=ROOT, env=env, stdout=log,
+                    stderr=subprocess.STDOUT,
+                ))
+        deadline = time.monotonic() + timeout
+        for process in processes:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        pytest.fail(
+            f"the {name}s did not finish in {timeout} s:\n" + _logs(logs)
+        )
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert all(p.returncode == 0 for p in processes), _logs(logs)
+    return [dict(np.load(path)) for path in outputs]
+
+
+def run_two_agreeing(tmp_path, name, command, timeout):
+    """`run_two_processes`, asserting both ended with identical arrays."""
+    first, second = run_two_processes(tmp_path, name, command, timeout)
+    assert first.keys() == second.keys()
+    for key in first:
+        np.testing.assert_array_equal(first[key], second[key], err_msg=key)
+    return first, second
+
+
 def _free_ports(n):
     sockets = [socket.socket() for _ in range(n)]
     try:
@@ -81,38 +124,16 @@ def test_multi_worker_mirrored_strategy_on_loopback(tmp_path):
     masks and kernels, also after RiGL with per-worker gradient batches.
     Killed after 120 s."""
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
-    outputs = [tmp_path / f"worker{i}.npz" for i in range(2)]
-    logs = [tmp_path / f"worker{i}.log" for i in range(2)]
-    processes = []
-    try:
-        for i in range(2):
-            config = {"cluster": {"worker": workers},
-                      "task": {"type": "worker", "index": i}}
-            with open(logs[i], "w") as log:
-                processes.append(subprocess.Popen(
-                    [sys.executable,
-                     str(ROOT / "tests" / "distributed_worker.py"),
-                     str(outputs[i])],
-                    cwd=ROOT, env=_env(TF_CONFIG=json.dumps(config)),
-                    stdout=log, stderr=subprocess.STDOUT,
-                ))
-        deadline = time.monotonic() + 120
-        for process in processes:
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        pytest.fail("the workers did not finish in 120 s:\n" + _logs(logs))
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    assert all(p.returncode == 0 for p in processes), _logs(logs)
-    first, second = (dict(np.load(path)) for path in outputs)
-    assert first.keys() == second.keys()
+
+    def worker(i, output):
+        config = {"cluster": {"worker": workers},
+                  "task": {"type": "worker", "index": i}}
+        return ([sys.executable, str(ROOT / "tests" / "distributed_worker.py"),
+                 str(output)], _env(TF_CONFIG=json.dumps(config)))
+
+    first, _ = run_two_agreeing(tmp_path, "worker", worker, timeout=120)
     assert int(first["changes"]) >= 2  # SET and the pruning acted.
     assert bool(first["rigl_rewired"])
-    for key in first:
-        np.testing.assert_array_equal(first[key], second[key], err_msg=key)
     masks = [v for k, v in first.items() if k.endswith("/mask")]
     density = sum(m.sum() for m in masks) / sum(m.size for m in masks)
     assert density == pytest.approx(0.2, abs=0.01)  # Pruned to 1 - 0.8.

@@ -14,7 +14,9 @@ import sys
 import numpy as np
 import pytest
 
-from tests.test_distribute import ROOT, _env, _free_ports, _logs, _tail
+from tests.test_distribute import (
+    ROOT, _env, _free_ports, _tail, run_two_agreeing,
+)
 
 pytestmark = [
     pytest.mark.heavy,
@@ -25,35 +27,16 @@ pytestmark = [
 
 
 def _run_two_processes(tmp_path, mode):
-    """Both processes' results (``tests/jax_multiprocess.py``), as dicts."""
+    """Both processes' results (``tests/jax_multiprocess.py``), which must
+    agree, as one dict."""
     (port,) = _free_ports(1)
-    outputs = [tmp_path / f"process{i}.npz" for i in range(2)]
-    logs = [tmp_path / f"process{i}.log" for i in range(2)]
-    processes = []
-    try:
-        for rank in range(2):
-            with open(logs[rank], "w") as log:
-                processes.append(subprocess.Popen(
-                    [sys.executable,
-                     str(ROOT / "tests" / "jax_multiprocess.py"),
-                     str(port), str(rank), str(outputs[rank]), mode],
-                    cwd=ROOT, env=_env(JAX_PLATFORMS="cpu"),
-                    stdout=log, stderr=subprocess.STDOUT,
-                ))
-        for process in processes:
-            process.wait(timeout=300)
-    except subprocess.TimeoutExpired:
-        pytest.fail("the processes did not finish in 300 s:\n" + _logs(logs))
-    finally:
-        for process in processes:  # Only ours, by their handles.
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    assert all(p.returncode == 0 for p in processes), _logs(logs)
-    first, second = (dict(np.load(path)) for path in outputs)
-    assert first.keys() == second.keys()
-    for key in first:
-        np.testing.assert_array_equal(first[key], second[key], err_msg=key)
+
+    def rank(i, output):
+        return ([sys.executable, str(ROOT / "tests" / "jax_multiprocess.py"),
+                 str(port), str(i), str(output), mode],
+                _env(JAX_PLATFORMS="cpu"))
+
+    first, _ = run_two_agreeing(tmp_path, "process", rank, timeout=300)
     return first
 
 
