@@ -136,29 +136,25 @@ def global_batch(tree):
             "model."
         )
 
-    def to_global(value):
-        if value is None:
+    def local_array(value):
+        return None if value is None else np.asarray(
+            keras.ops.convert_to_numpy(value)
+        )
+
+    def to_global(local):
+        if local is None:
             return None
-        local = np.asarray(keras.ops.convert_to_numpy(value))
         layout = distribution.get_data_layout(local.shape)
         return jax.make_array_from_process_local_data(
             layout.backend_layout, local
         )
 
-    def local_arrays(value):
-        return None if value is None else np.asarray(
-            keras.ops.convert_to_numpy(value)
-        )
-
-    leaves = [
-        leaf for leaf in keras.tree.flatten(
-            keras.tree.map_structure(local_arrays, tree)
-        ) if leaf is not None
-    ]
+    local = keras.tree.map_structure(local_array, tree)  # One host copy.
+    leaves = [leaf for leaf in keras.tree.flatten(local) if leaf is not None]
     if leaves:
         layout = distribution.get_data_layout(leaves[0].shape)
         _check_shared_shards_agree(layout.backend_layout, leaves)
-    return keras.tree.map_structure(to_global, tree)
+    return keras.tree.map_structure(to_global, local)
 
 
 def _check_shared_shards_agree(sharding, arrays):
