@@ -67,6 +67,10 @@ flags.DEFINE_integer(
 flags.DEFINE_enum(
     "model", "lenet300", MODELS, "Model of keras_er.research.models."
 )
+flags.DEFINE_integer(
+    "width", 1, "lenet300 only: multiplies its hidden widths 300 and 100.",
+    lower_bound=1,
+)
 flags.DEFINE_enum(
     "ratio", "erk", RATIOS, "Layerwise density method of keras_er.sparsify."
 )
@@ -85,6 +89,11 @@ flags.DEFINE_enum(
     "Kernel init of the sparse layers.",
 )
 flags.DEFINE_integer("seed", 0, "Seed of masks, weights and data order.")
+flags.DEFINE_boolean(
+    "eval_each_epoch", False,
+    "Also evaluate on the test split after every epoch (reported as "
+    "test_accuracy_per_epoch, to check convergence).",
+)
 
 # Method.
 flags.DEFINE_enum("method", "static", METHODS, "Sparse training method.")

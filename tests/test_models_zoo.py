@@ -24,6 +24,14 @@ def test_lenet300_parameter_count_by_hand():
     assert model.count_params() == sum(kernels) + biases == 266_610
 
 
+def test_lenet300_width_multiplies_both_hidden_layers():
+    model = models.lenet300_100((28, 28, 1), 10, width=4)
+    assert _kernel_sizes(model) == [784 * 1200, 1200 * 400, 400 * 10]
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="width must be a positive int"):
+            models.lenet300_100(width=bad)
+
+
 @pytest.mark.parametrize(
     "input_shape, flat",
     # Two 2x2 poolings: 32 -> 8 and 28 -> 7 pixels, 128 channels.

@@ -116,6 +116,25 @@ def test_bad_settings_name_the_fix():
         experiment.run_experiment(model="resnet50", print_fn=None)
 
 
+def test_wide_lenet_with_per_epoch_test_accuracy():
+    results = experiment.run_experiment(
+        width=2, eval_each_epoch=True, **{**COMMON, "epochs": 2}
+    )
+    # Hidden 600 and 200 on 8x8 digits (64 inputs); "params" counts the
+    # maskable kernels.
+    assert results["width"] == 2
+    assert results["params"] == 64 * 600 + 600 * 200 + 200 * 10
+    per_epoch = results["test_accuracy_per_epoch"]
+    assert len(per_epoch) == 2
+    assert per_epoch[-1] == pytest.approx(results["accuracy"], abs=1e-6)
+    plain = experiment.run_experiment(**{**COMMON, "epochs": 1})
+    assert plain["test_accuracy_per_epoch"] is None and plain["width"] == 1
+    with pytest.raises(ValueError, match="model='lenet300' only"):
+        experiment.run_experiment(model="conv_small", width=2, print_fn=None)
+    with pytest.raises(ValueError, match="width must be a positive int"):
+        experiment.run_experiment(width=0, print_fn=None)
+
+
 def test_every_config_field_is_a_flag():
     source = SCRIPT.read_text()
     flags = set(re.findall(r'DEFINE_\w+\(\s*"(\w+)"', source))

@@ -65,6 +65,7 @@ class Config:
             classification name (see `keras_er.research.data.load`).
         model: A `keras_er.research.models.get` name: ``lenet300``,
             ``conv_small``, ``conv4``, ``vgg16``, ``resnet18``, ``resnet20``.
+        width: ``lenet300`` only: multiplies its hidden widths (1: 300-100).
         method: One of `METHODS`.
         ratio: Layerwise density method of `keras_er.sparsify`:
             ``uniform``, ``er``, ``erk``, ``balanced``, ``pyramidal``, or
@@ -75,6 +76,9 @@ class Config:
         flow: ``"addition"``, ``"rejection"`` or ``None`` / ``"none"``.
         init: ``"keep"`` or ``"sparse_he_normal"``.
         seed: Seed of the masks, weights, data subset and batch order.
+        eval_each_epoch: Also evaluate on the test split after every epoch
+            (``test_accuracy_per_epoch`` in the results), to check
+            convergence.
         epochs: Training epochs (IMP: all cycles together, unless
             ``imp_epochs_per_cycle`` is set).
         batch_size: Global batch size.
@@ -134,6 +138,7 @@ class Config:
 
     dataset: str = "digits"
     model: str = "lenet300"
+    width: int = 1
     method: str = "static"
     ratio: str = "erk"
     density: float = 0.1
@@ -141,6 +146,7 @@ class Config:
     flow: str | None = "addition"
     init: str = "keep"
     seed: int = 0
+    eval_each_epoch: bool = False
     epochs: int = 10
     batch_size: int = 128
     optimizer: str = "sgd"
@@ -201,6 +207,17 @@ class Config:
                     f"{getattr(self, field)!r}."
                 )
         models_lib.get(self.model)
+        if isinstance(self.width, bool) or not isinstance(self.width, int) or (
+            self.width < 1
+        ):
+            raise ValueError(
+                f"width must be a positive int, got {self.width!r}."
+            )
+        if self.width != 1 and self.model not in ("lenet300", "lenet300_100"):
+            raise ValueError(
+                f"width={self.width} is supported by model='lenet300' only, "
+                f"got model={self.model!r}; use width=1."
+            )
         if not 0.0 < self.density <= 1.0:
             raise ValueError(
                 f"density must be in (0, 1], got {self.density!r}."
@@ -475,7 +492,8 @@ def run_experiment(config=None, *, print_fn=print, **kwargs):
         (requested), ``er_density`` (after `sparsify`),
         ``target_density`` (the method's, or None), ``final_density`` (of
         the trained model, over all Dense/Conv kernels), ``accuracy`` and
-        ``loss`` (test split), ``train_accuracy`` (last epoch), ``epochs``
+        ``loss`` (test split), ``train_accuracy`` (last epoch),
+        ``test_accuracy_per_epoch`` (with ``eval_each_epoch``), ``epochs``
         (run), ``train_size``, ``test_size``, ``num_classes``,
         ``forward_flops`` (sparse, per example, at the end),
         ``train_flops`` and ``dense_train_flops`` (estimates: 3 x forward
@@ -520,8 +538,9 @@ def run_experiment(config=None, *, print_fn=print, **kwargs):
     strategy = _strategy(config.strategy)
     scope = strategy.scope() if strategy else contextlib.nullcontext()
     with scope:
+        builder_options = {"width": config.width} if config.width != 1 else {}
         dense = models_lib.get(config.model)(
-            train[0].shape[1:], info["num_classes"]
+            train[0].shape[1:], info["num_classes"], **builder_options
         )
         ratio_options = {}
         if config.ratio == "snip":
@@ -574,6 +593,8 @@ def run_experiment(config=None, *, print_fn=print, **kwargs):
         epochs=epochs,
         callbacks=fit_callbacks,
         verbose=config.verbose,
+        validation_data=test if config.eval_each_epoch else None,
+        validation_batch_size=min(len(test[0]), 1000),
     )
     train_time = time.perf_counter() - train_start
     scores = model.evaluate(
@@ -601,6 +622,7 @@ def run_experiment(config=None, *, print_fn=print, **kwargs):
         "dataset": config.dataset,
         "data_source": info["source"],
         "model": config.model,
+        "width": int(config.width),
         "method": config.method,
         "ratio": config.ratio,
         "density": float(config.density),
@@ -610,6 +632,10 @@ def run_experiment(config=None, *, print_fn=print, **kwargs):
         "accuracy": float(scores["accuracy"]),
         "loss": float(scores["loss"]),
         "train_accuracy": float(history.history["accuracy"][-1]),
+        "test_accuracy_per_epoch": (
+            [round(float(a), 6) for a in history.history["val_accuracy"]]
+            if config.eval_each_epoch else None
+        ),
         "seed": int(config.seed),
         "sampling": config.sampling,
         "flow": config.flow,

@@ -35,12 +35,14 @@ def _check_args(input_shape, num_classes, min_rank, max_rank):
     return shape
 
 
-def lenet300_100(input_shape=(28, 28, 1), num_classes=10):
+def lenet300_100(input_shape=(28, 28, 1), num_classes=10, width=1):
     """LeNet-300-100: a fully connected net with two hidden layers.
 
     ``Flatten -> Dense(300, relu) -> Dense(100, relu) -> Dense(num_classes)``
     (LeCun et al., 1998), the standard MLP of the sparse-training literature.
-    The last layer has no activation: the model outputs logits.
+    The last layer has no activation: the model outputs logits. ``width``
+    multiplies both hidden layers (``width=4``: 1200 and 400 units), for the
+    width experiments of the ER paper's Theorem 2.1.
 
     Layer names are ``fc1``, ``fc2`` and ``fc3``; the model is named
     ``lenet300_100``. With the defaults it has 266,610 parameters, 266,200 of
@@ -51,12 +53,13 @@ def lenet300_100(input_shape=(28, 28, 1), num_classes=10):
             rank from 1 to 8 (it is flattened), e.g. ``(28, 28, 1)`` or
             ``(784,)``.
         num_classes: Number of output logits, at least 2.
+        width: Positive int multiplying the hidden widths 300 and 100.
 
     Returns:
         A (not compiled) `keras.Model`.
 
     Raises:
-        ValueError: For a bad ``input_shape`` or ``num_classes``.
+        ValueError: For a bad ``input_shape``, ``num_classes`` or ``width``.
 
     Example:
 
@@ -73,10 +76,12 @@ def lenet300_100(input_shape=(28, 28, 1), num_classes=10):
     ```
     """
     shape = _check_args(input_shape, num_classes, 1, 8)
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise ValueError(f"width must be a positive int, got {width!r}.")
     inputs = keras.Input(shape=shape, name="image")
     x = keras.layers.Flatten(name="flatten")(inputs)
-    x = keras.layers.Dense(300, activation="relu", name="fc1")(x)
-    x = keras.layers.Dense(100, activation="relu", name="fc2")(x)
+    x = keras.layers.Dense(300 * width, activation="relu", name="fc1")(x)
+    x = keras.layers.Dense(100 * width, activation="relu", name="fc2")(x)
     outputs = keras.layers.Dense(num_classes, name="fc3")(x)
     return keras.Model(inputs, outputs, name="lenet300_100")
 
