@@ -52,6 +52,46 @@ def test_top_k_mask_matches_stable_sort_with_ties(seed):
         np.testing.assert_array_equal(got.ravel(), want)
 
 
+def test_radix_select_on_special_values_and_the_compiled_length():
+    from keras_er.algorithms import _select
+
+    rng = np.random.default_rng(0)
+    special = np.array([0.0, -0.0, np.inf, -np.inf, 1e-30, -1e-30, 3.0e38,
+                        -3.0e38, 1.0, -1.0], "float32")
+    # 2**18 + 7 entries: the compiled path on JAX; -0.0 ties with 0.0.
+    # (No denormals: XLA on CPU may flush them to zero.)
+    for n in (50, 2**18 + 7):
+        scores = rng.choice(special, size=n)
+        scores[: n // 3] = rng.standard_normal(n // 3)
+        eligible = rng.random(n) < 0.6
+        for k in (1, 17, n // 5, int(eligible.sum()), n):
+            got = to_numpy(_select.first_k_largest(
+                ops.convert_to_tensor(scores), ops.convert_to_tensor(eligible),
+                k))
+            want = reference_top_k(np.where(scores == 0, 0.0, scores),
+                                   min(k, int(eligible.sum())), eligible)
+            np.testing.assert_array_equal(got, want)
+
+
+def test_seeded_ties_are_uniform_and_exact_in_count():
+    from keras_er.algorithms import _select
+
+    # 30 entries above the boundary, 100 tied at it, 3 of them wanted.
+    scores = np.concatenate([np.full(30, 2.0), np.ones(100), np.zeros(70)])
+    scores = ops.convert_to_tensor(scores.astype("float32"))
+    eligible = ops.convert_to_tensor(np.ones(200, bool))
+    hits = np.zeros(200)
+    for seed in range(120):
+        got = to_numpy(_select.first_k_largest(scores, eligible, 33, seed))
+        assert got.sum() == 33 and got[:30].all() and not got[130:].any()
+        hits += got
+    # Each tied entry: chosen with probability 3/100, 3.6 times in 120 on
+    # average (P(never) = 2.6 %); a fixed order would choose 3 entries 120
+    # times each.
+    tied = hits[30:130]
+    assert tied.max() <= 15 and (tied > 0).sum() >= 80
+
+
 def test_allocate_largest_remainder_ties_to_earlier_layer():
     np.testing.assert_array_equal(magnitude.allocate(3, [2, 2, 2, 2]),
                                   [1, 1, 1, 0])

@@ -7,10 +7,12 @@ step drops the ``n_drop`` active entries of smallest ``|w|`` and grows the
 scores for SET (``grow_scores=None``). An entry dropped and grown back in
 the same step keeps its value; grown entries start at 0.
 
-Ties at either boundary are broken uniformly at random from ``seed`` (the
-entries are ranked in a seeded random order, then lowest rank first), or by
-lowest flat index with ``seed=None``. The same seed gives the same result on
-the same backend; the random streams differ between backends.
+Ties at either boundary are broken uniformly at random from ``seed`` (a hash
+of each entry's index and the seed ranks the tied entries), or by lowest
+flat index with ``seed=None``. Nothing is sorted: the selections are radix
+selects (`keras_er.algorithms._select.first_k_largest`), linear in the
+kernel's size. The same seed gives the same masks on every backend, except
+SET's random growth scores, whose streams differ between backends.
 """
 
 import keras
@@ -20,11 +22,14 @@ from keras import ops
 from keras_er.algorithms._select import (
     as_seed_generator,
     count,
+    first_k_largest,
     flat,
     nan_to,
-    random_order,
-    select_largest,
+    tie_seed,
 )
+
+# Grow ties are broken with another stream than drop ties.
+_GROW_STREAM = 0x5BD1E995
 
 
 def random_scores(shape, seed):
@@ -70,7 +75,13 @@ def rewire(kernel, mask, grow_scores, n_drop, n_grow, seed=None):
     shape = tuple(kernel.shape)
     n = int(np.prod(shape))
     n_drop, n_grow = int(n_drop), int(n_grow)
-    seed = as_seed_generator(seed)
+    # One int (or int tensor) for the tie-breaking; the random scores of
+    # SET come from a generator.
+    ties = tie_seed(seed)
+    generator = (
+        seed if isinstance(seed, keras.random.SeedGenerator)
+        else as_seed_generator(ties)
+    )
     active = ops.not_equal(flat(mask), 0)
     nnz = count(active)
     if not 0 <= n_drop <= nnz:
@@ -78,18 +89,18 @@ def rewire(kernel, mask, grow_scores, n_drop, n_grow, seed=None):
     if not 0 <= n_grow <= n - (nnz - n_drop):
         raise ValueError(f"n_grow={n_grow} exceeds the inactive entries.")
     if grow_scores is None:
-        if seed is None:
+        if generator is None:
             raise ValueError("Random growth (grow_scores=None) needs a seed.")
-        grow_scores = random_scores(shape, seed)
+        grow_scores = random_scores(shape, generator)
     # The smallest magnitudes are the largest negated ones; NaN drops last.
     magnitude = nan_to(ops.abs(flat(kernel, "float32")), np.inf)
-    drop = select_largest(
-        ops.negative(magnitude), active, n_drop, random_order(n, seed)
-    )
+    drop = first_k_largest(ops.negative(magnitude), active, n_drop, ties)
     after = ops.logical_and(active, ops.logical_not(drop))
     scores = nan_to(flat(grow_scores, "float32"), -np.inf)
-    grow = select_largest(
-        scores, ops.logical_not(after), n_grow, random_order(n, seed)
+    grow = first_k_largest(
+        scores, ops.logical_not(after), n_grow,
+        None if ties is None else ops.bitwise_xor(
+            ops.convert_to_tensor(ties, "int32"), _GROW_STREAM),
     )
     new = ops.logical_or(after, grow)
     grown = ops.logical_and(new, ops.logical_not(active))
