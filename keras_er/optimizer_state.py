@@ -40,8 +40,9 @@ def reset_slots(optimizer, variable, where=None):
     Args:
         optimizer: A built optimizer (nothing happens if it is not built).
         variable: A model variable.
-        where: Optional 0/1 array of the variable's shape: only entries where
-            it is 1 are reset (e.g. connections a rewiring just grew).
+        where: Optional 0/1 or bool array of the variable's shape: only
+            entries where it is nonzero are reset (e.g. connections a
+            rewiring just grew).
     """
     if not getattr(optimizer, "built", False):
         return
@@ -49,8 +50,12 @@ def reset_slots(optimizer, variable, where=None):
         if where is None:
             slot.assign(ops.zeros(slot.shape, slot.dtype))
         else:
-            keep = 1 - ops.cast(ops.convert_to_tensor(where), slot.dtype)
-            slot.assign(ops.multiply(slot, keep))
+            # A bool select against a scalar zero: no whole-slot temporaries
+            # besides the result.
+            reset = ops.not_equal(ops.convert_to_tensor(where), 0)
+            slot.assign(ops.where(
+                reset, ops.zeros((), slot.dtype), ops.convert_to_tensor(slot)
+            ))
 
 
 def reset_optimizer(optimizer, variables):

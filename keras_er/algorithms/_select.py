@@ -33,7 +33,7 @@ def nan_to(x, value):
 
 _INT32_MIN = -(2**31)
 # Entries from which a selection is compiled (see `compiled`).
-_COMPILE_FROM = 1 << 18
+COMPILE_FROM = 1 << 18
 # Multiplier of the index hash (a well-mixing odd 32-bit constant).
 _HASH_MULTIPLIER = 0x45D9F3B
 
@@ -108,8 +108,9 @@ def _kth_largest_key(key, eligible, k):
     return ops.bitwise_xor(prefix, _INT32_MIN)
 
 
-def _first_k(score, eligible, k, seed):
-    """`first_k_largest` on tensors (``k`` and ``seed`` may be traced)."""
+def select_k(score, eligible, k, seed):
+    """`first_k_largest` on tensors: ``k`` and ``seed`` (or ``None``) may be
+    traced, so it can run inside a compiled function."""
     n = int(score.shape[0])
     k = ops.minimum(
         ops.cast(k, "int32"), ops.sum(ops.cast(eligible, "int32"))
@@ -168,16 +169,9 @@ def first_k_largest(score, eligible, k, seed=None):
     # Counts and seeds as tensors: a compiled function is traced once per
     # length. Small tensors run eagerly: compiling would cost more.
     k = ops.convert_to_tensor(int(k), "int32")
-    big = n >= _COMPILE_FROM
-    if seed is None:
-        fn = compiled(_first_k_by_index) if big else _first_k_by_index
-        return fn(score, eligible, k)
-    fn = compiled(_first_k) if big else _first_k
-    return fn(score, eligible, k, ops.convert_to_tensor(seed, "int32"))
-
-
-def _first_k_by_index(score, eligible, k):
-    return _first_k(score, eligible, k, None)
+    fn = compiled(select_k) if n >= COMPILE_FROM else select_k
+    return fn(score, eligible, k,
+              None if seed is None else ops.convert_to_tensor(seed, "int32"))
 
 
 def tie_seed(seed):

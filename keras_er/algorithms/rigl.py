@@ -19,12 +19,14 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_er.algorithms._jit import compiled
 from keras_er.algorithms._select import (
+    COMPILE_FROM,
     as_seed_generator,
     count,
-    first_k_largest,
     flat,
     nan_to,
+    select_k,
     tie_seed,
 )
 
@@ -92,22 +94,14 @@ def rewire(kernel, mask, grow_scores, n_drop, n_grow, seed=None):
         if generator is None:
             raise ValueError("Random growth (grow_scores=None) needs a seed.")
         grow_scores = random_scores(shape, generator)
-    # The smallest magnitudes are the largest negated ones; NaN drops last.
-    magnitude = nan_to(ops.abs(flat(kernel, "float32")), np.inf)
-    drop = first_k_largest(ops.negative(magnitude), active, n_drop, ties)
-    after = ops.logical_and(active, ops.logical_not(drop))
-    scores = nan_to(flat(grow_scores, "float32"), -np.inf)
-    grow = first_k_largest(
-        scores, ops.logical_not(after), n_grow,
-        None if ties is None else ops.bitwise_xor(
-            ops.convert_to_tensor(ties, "int32"), _GROW_STREAM),
-    )
-    new = ops.logical_or(after, grow)
-    grown = ops.logical_and(new, ops.logical_not(active))
-    dropped = ops.logical_and(active, ops.logical_not(new))
-    kept = ops.logical_and(new, ops.logical_not(grown))
-    new_kernel = ops.where(
-        kept, flat(kernel), ops.zeros((n,), kernel.dtype)
+    ties = None if ties is None else ops.convert_to_tensor(ties, "int32")
+    grow_ties = None if ties is None else ops.bitwise_xor(ties, _GROW_STREAM)
+    # One compiled function per kernel shape on JAX for big kernels: XLA
+    # fuses the passes and keeps few whole-kernel temporaries.
+    step = compiled(_rewire) if n >= COMPILE_FROM else _rewire
+    new, new_kernel, grown, dropped = step(
+        kernel, active, grow_scores, ops.convert_to_tensor(n_drop, "int32"),
+        ops.convert_to_tensor(n_grow, "int32"), ties, grow_ties,
     )
     return (
         ops.cast(ops.reshape(new, shape), mask.dtype),
@@ -115,3 +109,19 @@ def rewire(kernel, mask, grow_scores, n_drop, n_grow, seed=None):
         ops.reshape(grown, shape),
         ops.reshape(dropped, shape),
     )
+
+
+def _rewire(kernel, active, grow_scores, n_drop, n_grow, ties, grow_ties):
+    """`rewire` on flat tensors (counts and seeds may be traced)."""
+    # The smallest magnitudes are the largest negated ones; NaN drops last.
+    magnitude = nan_to(ops.abs(flat(kernel, "float32")), np.inf)
+    drop = select_k(ops.negative(magnitude), active, n_drop, ties)
+    after = ops.logical_and(active, ops.logical_not(drop))
+    scores = nan_to(flat(grow_scores, "float32"), -np.inf)
+    grow = select_k(scores, ops.logical_not(after), n_grow, grow_ties)
+    new = ops.logical_or(after, grow)
+    grown = ops.logical_and(new, ops.logical_not(active))
+    dropped = ops.logical_and(active, ops.logical_not(new))
+    kept = ops.logical_and(new, ops.logical_not(grown))
+    new_kernel = ops.where(kept, flat(kernel), ops.zeros_like(flat(kernel)))
+    return new, new_kernel, grown, dropped

@@ -631,10 +631,10 @@ class RiGL(SparseTrainingCallback):
         targets = self.layer_nnz_at(step)
         grads = None
         if self.grow == "gradient":
-            grads = dense_kernel_gradients(
+            grads = list(dense_kernel_gradients(
                 self.model, self._batches.next(), self._layers, self.loss,
                 as_numpy=False,
-            )
+            ))
         optimizer = unwrap(self.model.optimizer)
         index = step // self.update_every
         record = {"step": step, "drop_fraction": fraction, "layers": {}}
@@ -651,6 +651,8 @@ class RiGL(SparseTrainingCallback):
             # On device: random scores (SET) and tie-breaking come from a
             # seed of (seed, update, layer).
             scores = None if grads is None else ops.abs(grads[i])
+            if grads is not None:
+                grads[i] = None  # Frees this layer's raw gradient now.
             new_mask, new_kernel, grown, dropped = _rigl.rewire(
                 layer._kernel, layer.mask, scores, n_drop, n_grow,
                 seed=_update_seed(self.seed, index, i),
@@ -661,7 +663,7 @@ class RiGL(SparseTrainingCallback):
             # lose theirs (they start at zero if grown again later).
             reset_slots(
                 optimizer, layer._kernel,
-                where=ops.cast(ops.logical_or(grown, dropped), "float32"),
+                where=ops.logical_or(grown, dropped),
             )
         self._last_fraction = fraction
         self._density = self._current_density()
